@@ -1,0 +1,185 @@
+"""The `bridge` command: serve, check-config, register-schemas, send-test."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import uvicorn
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from bridge import settings as config
+from bridge.app import create_app, registry_client
+from bridge.avro import Encoder, load_schemas, subject_for
+from bridge.errors import BridgeError, ConfigError
+from bridge.events import DEAD_LETTER, topic_for
+from bridge.providers import PROVIDERS
+from bridge.publisher import client_config
+
+log = logging.getLogger("bridge")
+EXIT_CONFIG = 2
+EXIT_FAILED = 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The registry client logs every HTTP request at INFO.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    try:
+        settings = config.load(args.config)
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    return int(args.command(settings, args))
+
+
+def serve(settings: config.Settings, args: argparse.Namespace) -> int:
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.server.host,
+        port=args.port or settings.server.port,
+        timeout_graceful_shutdown=int(settings.server.shutdown_timeout_seconds),
+        log_level=args.log_level.lower(),
+        proxy_headers=False,
+    )
+    return 0
+
+
+def check_config(settings: config.Settings, args: argparse.Namespace) -> int:
+    for source in settings.sources:
+        print(
+            f"source {source.name}: provider {source.provider}, {len(source.secrets)} secret(s), "
+            f"POST /webhooks/{source.name}"
+        )
+    print(f"topics: {topic_for(settings.topics.prefix, '<event type>')}")
+    return 0
+
+
+def register_schemas(settings: config.Settings, args: argparse.Namespace) -> int:
+    encoder = Encoder(registry_client(settings), load_schemas(), settings.topics.prefix)
+    try:
+        ids = encoder.register(auto_register=True)
+    except BridgeError as error:
+        print(f"registration failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    for event_type, schema_id in ids.items():
+        print(f"{subject_for(topic_for(settings.topics.prefix, event_type))}: id {schema_id}")
+    return 0
+
+
+def send_test(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Sign a fresh example delivery with the source's first secret and POST it, like a provider would."""
+    source = settings.source(args.source) if args.source else settings.sources[0]
+    if source is None:
+        print(
+            f"no source named {args.source!r}; configured: {', '.join(s.name for s in settings.sources)}",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    provider = PROVIDERS[source.provider]
+    body = provider.example(args.event, datetime.now(UTC))
+    headers = provider.sign(body, source.secret_values()[0], time.time())
+    url = f"{args.url or f'http://{settings.server.host}:{settings.server.port}'}/webhooks/{source.name}"
+    try:
+        response = httpx.post(url, content=body, headers=headers, timeout=35)
+    except httpx.HTTPError as error:
+        print(f"POST {url} failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"POST {url} ({args.event}) -> {response.status_code} {response.text}")
+    return 0 if response.is_success else EXIT_FAILED
+
+
+def consume(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Print a topic's records as JSON lines, values decoded through the registry.
+
+    What `kcat -s value=avro -r <registry>` shows, for machines whose kcat lacks Avro support.
+    """
+    kafka = client_config({"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.producer})
+    consumer = Consumer({**kafka, "group.id": f"bridge-consume-{uuid.uuid4()}", "enable.auto.commit": False})
+    try:
+        with registry_client(settings) as registry:
+            for record in read_records(consumer, args.topic, args.follow):
+                print(json.dumps(describe(record, AvroDeserializer(registry)), default=_iso, ensure_ascii=False))
+    except KafkaException as error:
+        print(f"consume failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        consumer.close()
+    return 0
+
+
+def read_records(consumer: Consumer, topic: str, follow: bool) -> Iterator[Message]:
+    """From the beginning; up to the end as it was at the start, or for ever with `follow`."""
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    positions = dict.fromkeys(partitions, 0)
+    while follow or any(positions[p] < ends[p] for p in partitions):
+        record = consumer.poll(1.0)
+        if record is None:
+            continue
+        if record.error() is not None:
+            raise KafkaException(record.error())
+        positions[record.partition()] = (record.offset() or 0) + 1
+        yield record
+
+
+def describe(record: Message, deserializer: AvroDeserializer) -> dict[str, object]:
+    topic, raw = record.topic() or "", record.value() or b""
+    avro = isinstance(raw, bytes) and raw[:1] == b"\x00" and not topic.endswith(f".{DEAD_LETTER}")
+    return {
+        "topic": topic,
+        "partition": record.partition(),
+        "offset": record.offset(),
+        "key": _text(record.key()),
+        "headers": {name: _text(value) for name, value in list(record.headers() or [])},
+        "value": deserializer(raw, SerializationContext(topic, MessageField.VALUE)) if avro else _text(raw),
+    }
+
+
+def _text(value: str | bytes | None) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value or ""
+
+
+def _iso(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bridge", description=__doc__)
+    parser.add_argument("--config", help=f"YAML configuration file (default: ${config.CONFIG_ENV})")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("serve", help="run the HTTP server")
+    run.add_argument("--host", help="bind address (default: server.host)")
+    run.add_argument("--port", type=int, help="port (default: server.port)")
+    run.set_defaults(command=serve)
+
+    commands.add_parser("check-config", help="validate the configuration and exit").set_defaults(command=check_config)
+    commands.add_parser("register-schemas", help="register every event schema and exit").set_defaults(
+        command=register_schemas
+    )
+
+    test = commands.add_parser("send-test", help="sign an example delivery and POST it to a running bridge")
+    test.add_argument("--source", help="source name (default: the first configured)")
+    test.add_argument("--event", default="message.delivered", help="event type (default: message.delivered)")
+    test.add_argument("--url", help="bridge base URL (default: from server.host/port)")
+    test.set_defaults(command=send_test)
+
+    read = commands.add_parser("consume", help="print a topic's records, Avro values decoded via the registry")
+    read.add_argument("topic", help="e.g. webhooks.message.delivered or webhooks.dead-letter")
+    read.add_argument("--follow", action="store_true", help="keep waiting for new records")
+    read.set_defaults(command=consume)
+    return parser

@@ -1,0 +1,85 @@
+"""CanonicalEvent: the only shape that leaves providers/, and the topic it goes to."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from starlette.datastructures import Headers
+
+UNMAPPED = "unmapped"
+DEAD_LETTER = "dead-letter"
+
+# The canonical vocabulary (shared/spec/events.md). Each has schemas/<type>.avsc; "unmapped"
+# carries a provider event we have no canonical name for, raw, so nothing is dropped.
+EVENT_TYPES = (
+    "message.created",
+    "message.sent",
+    "message.delivered",
+    "message.deferred",
+    "message.soft_bounced",
+    "message.hard_bounced",
+    "message.spam_complaint",
+    "message.failed",
+    "message.policy_rejected",
+    "message.suppressed",
+    "message.opened",
+    "message.clicked",
+    "message.unsubscribed",
+    "message.inbound",
+    "message.scheduled",
+    "message.rescheduled",
+    "message.canceled",
+    "message.released",
+    "message.auto_replied",
+    "suppression.added",
+    "suppression.removed",
+    "webhook.test",
+    UNMAPPED,
+)
+
+CHANNELS = ("email", "sms", "whatsapp")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One verified HTTP delivery, as the provider sent it."""
+
+    source: str
+    provider: str
+    headers: Headers
+    body: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class CanonicalEvent:
+    """One provider event in the canonical vocabulary.
+
+    `key` is the record key: the message id, or the natural id of what the event is about where
+    there is no message (suppressed address, webhook id). `details` holds the fields of this
+    event type's schema beyond the common ones.
+    """
+
+    event_id: str
+    event_type: str
+    provider: str
+    source: str
+    provider_event: str
+    key: str
+    occurred_at: datetime
+    received_at: datetime
+    raw: str
+    channel: str = "email"
+    message_id: str | None = None
+    recipient: str | None = None
+    attempt: int | None = None
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def topic_for(prefix: str, event_type: str) -> str:
+    return f"{prefix}.{event_type}"

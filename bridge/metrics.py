@@ -1,0 +1,49 @@
+"""Prometheus metrics, on a registry of the app's own (so two apps in one process don't clash)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "bridge_requests",
+            "Webhook deliveries answered, by source and HTTP status.",
+            ["source", "status"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "bridge_events_published",
+            "Events acknowledged by Kafka, by source and event type.",
+            ["source", "event_type"],
+            registry=self.registry,
+        )
+        self.unmapped = Counter(
+            "bridge_unmapped_events",
+            "Events with no canonical type, published to <prefix>.unmapped.",
+            ["source", "provider_event"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "bridge_dead_letters",
+            "Verified deliveries that could not be used, sent to <prefix>.dead-letter.",
+            ["source"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "bridge_rejected",
+            "Deliveries refused before publishing, by source and error code.",
+            ["source", "code"],
+            registry=self.registry,
+        )
+        self.publish_seconds = Histogram(
+            "bridge_publish_seconds",
+            "Time from produce to broker acknowledgement for one delivery.",
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.schemas_registered = Gauge(
+            "bridge_schemas_registered", "1 once every event schema is registered, else 0.", registry=self.registry
+        )

@@ -1,0 +1,75 @@
+"""The Provider interface: pure functions from raw bytes + headers to verified canonical events."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Protocol
+
+from starlette.datastructures import Headers
+
+from bridge.errors import PayloadInvalid
+from bridge.events import CanonicalEvent, Delivery
+from bridge.settings import SourceSettings
+
+
+class Provider(Protocol):
+    """One webhook provider: how it signs, and how its payloads map to canonical events.
+
+    Implementations do no I/O and read no clock or environment: `now` is passed in, so tests pin
+    it. `normalise` runs only on a body `verify` accepted.
+    """
+
+    name: str
+
+    def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
+        """Raise SignatureInvalid (or StaleTimestamp) unless the delivery is authentic."""
+
+    def normalise(self, delivery: Delivery) -> list[CanonicalEvent]:
+        """Turn a verified body into events; raise PayloadInvalid if it is unusable."""
+
+    def sign(self, body: bytes, secret: str, now: float) -> dict[str, str]:
+        """The headers the provider would send with `body` (for `bridge send-test`)."""
+
+    def example(self, event_type: str, now: datetime) -> bytes:
+        """A fresh delivery body of `event_type`, as the provider would send it."""
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object. UTF-8 only (RFC 8259), though json.loads would guess UTF-16/32."""
+    try:
+        value = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise PayloadInvalid(f"body is not UTF-8: {error}") from None
+    except json.JSONDecodeError as error:
+        raise PayloadInvalid(f"body is not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise PayloadInvalid(f"body is JSON {type(value).__name__}, expected an object")
+    return value
+
+
+def parse_timestamp(value: object, field: str) -> datetime:
+    """ISO 8601 with an offset or `Z`; naive times are rejected rather than guessed."""
+    if not isinstance(value, str):
+        raise PayloadInvalid(f"{field}: expected an ISO 8601 string, got {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise PayloadInvalid(f"{field}: not an ISO 8601 timestamp: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise PayloadInvalid(f"{field}: timestamp has no time zone: {value!r}")
+    return parsed
+
+
+def optional_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def stringify_map(value: object) -> dict[str, str]:
+    """Provider metadata as map<string,string>: strings kept, anything else as compact JSON."""
+    if not isinstance(value, dict):
+        return {}
+    return {
+        str(key): item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
+        for key, item in value.items()
+    }

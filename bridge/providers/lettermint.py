@@ -1,0 +1,303 @@
+"""Lettermint: `t=<unix>,v1=<hex>` HMAC-SHA256 signatures, one event per delivery (spec §1)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from starlette.datastructures import Headers
+
+from bridge.errors import PayloadInvalid, SignatureInvalid, StaleTimestamp
+from bridge.events import EVENT_TYPES, UNMAPPED, CanonicalEvent, Delivery
+from bridge.providers.base import optional_str, parse_json_object, parse_timestamp, stringify_map
+from bridge.settings import SourceSettings
+
+SIGNATURE_HEADER = "x-lettermint-signature"
+DELIVERY_HEADER = "x-lettermint-delivery"
+ATTEMPT_HEADER = "x-lettermint-attempt"
+LEGACY_TIMESTAMP_HEADER = "x-lettermint-timestamp"
+LEGACY_PREFIX = "sha256="
+HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+DIGITS = re.compile(r"[0-9]{1,16}")
+MAX_ATTEMPT = 2**31 - 1  # Avro int
+
+Details = dict[str, Any]
+
+
+class Lettermint:
+    name = "lettermint"
+
+    def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
+        header = _single(headers, SIGNATURE_HEADER)
+        if header.startswith(LEGACY_PREFIX):
+            timestamp, signatures = _single(headers, LEGACY_TIMESTAMP_HEADER), [header[len(LEGACY_PREFIX) :]]
+            if not HEX_DIGEST.fullmatch(signatures[0]):
+                raise SignatureInvalid("the sha256= signature is not 64 hex digits")
+        else:
+            timestamp, signatures = _parse_signature(header)
+            if _single(headers, DELIVERY_HEADER).strip() != timestamp:
+                raise SignatureInvalid("X-Lettermint-Delivery does not equal the signed timestamp")
+        if not DIGITS.fullmatch(timestamp):
+            raise SignatureInvalid("the signed timestamp is not a number of seconds")
+        signed = timestamp.encode() + b"." + body
+        expected = [_digest(secret, signed) for secret in source.secret_values()]
+        if not any(hmac.compare_digest(want, got.lower()) for want in expected for got in signatures):
+            raise SignatureInvalid("no signature matches a configured secret")
+        age = int(now) - int(timestamp)  # whole seconds, as the SDKs compare
+        if abs(age) > source.tolerance_seconds:
+            raise StaleTimestamp(f"signed {age} s ago; tolerance is {source.tolerance_seconds} s")
+
+    def normalise(self, delivery: Delivery) -> list[CanonicalEvent]:
+        payload = parse_json_object(delivery.body)
+        event = payload.get("event")
+        data = payload.get("data")
+        if not isinstance(event, str) or not event:
+            raise PayloadInvalid("event: missing or not a string")
+        if not isinstance(data, dict):
+            raise PayloadInvalid("data: missing or not an object")
+        stamp_field = "timestamp" if payload.get("timestamp") is not None else "created_at"
+        occurred_at = parse_timestamp(payload.get(stamp_field), stamp_field)
+        event_type = event if event in MAPPED else UNMAPPED
+        message_id = optional_str(data.get("message_id"))
+        event_id = optional_str(payload.get("id")) or _derived_id(delivery.body)
+        tag = optional_str(data.get("tag"))
+        return [
+            CanonicalEvent(
+                event_id=event_id,
+                event_type=event_type,
+                provider=self.name,
+                source=delivery.source,
+                provider_event=event,
+                key=message_id or _text(data, _KEY_FIELDS.get(event, "")) or event_id,
+                occurred_at=occurred_at,
+                received_at=delivery.received_at,
+                raw=delivery.body.decode("utf-8"),
+                message_id=message_id,
+                recipient=optional_str(data.get("recipient")),
+                attempt=_attempt(delivery.headers),
+                tags=(tag,) if tag else (),
+                metadata=stringify_map(data.get("metadata")),
+                details=DETAILS.get(event_type, _none)(data),
+            )
+        ]
+
+    def sign(self, body: bytes, secret: str, now: float) -> dict[str, str]:
+        timestamp = str(int(now))
+        signature = _digest(secret, timestamp.encode() + b"." + body)
+        return {
+            "X-Lettermint-Signature": f"t={timestamp},v1={signature}",
+            "X-Lettermint-Delivery": timestamp,
+            "X-Lettermint-Attempt": "1",
+            "Content-Type": "application/json",
+        }
+
+    def example(self, event_type: str, now: datetime) -> bytes:
+        data: dict[str, Any] = _EXAMPLE_DATA.get(event_type) or {
+            "message_id": str(uuid.uuid4()),
+            "recipient": "user@example.com",
+            "subject": "Hello from bridge send-test",
+            "metadata": {"sent_by": "bridge send-test"},
+            "tag": "send-test",
+            **_EXAMPLE_RESPONSES.get(event_type, {}),
+        }
+        event_id = ("test-" if event_type == "webhook.test" else "") + str(uuid.uuid4())
+        envelope = {
+            "id": event_id,
+            "event": event_type,
+            "timestamp": now.isoformat(timespec="milliseconds"),
+            "data": data,
+        }
+        return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _single(headers: Headers, name: str) -> str:
+    values = headers.getlist(name)
+    if not values:
+        raise SignatureInvalid(f"missing header {name}")
+    if len(values) > 1:
+        raise SignatureInvalid(f"header {name} appears {len(values)} times")
+    return values[0]
+
+
+def _parse_signature(header: str) -> tuple[str, list[str]]:
+    """`t=..,v1=..[,v1=..]`: unknown keys (v2=) and malformed v1 values are skipped, as the SDKs do."""
+    timestamps, signatures = [], []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t":
+            timestamps.append(value)
+        elif key == "v1" and HEX_DIGEST.fullmatch(value):
+            signatures.append(value)
+    if len(timestamps) != 1:
+        raise SignatureInvalid("the signature header needs exactly one t=")
+    if not signatures:
+        raise SignatureInvalid("the signature header has no well-formed v1=")
+    return timestamps[0], signatures
+
+
+def _digest(secret: str, signed: bytes) -> str:
+    # The whole `whsec_...` string is the key, not base64-decoded (unlike Standard Webhooks).
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def _attempt(headers: Headers) -> int | None:
+    """The attempt number, or None where the header is absent or not a plausible count."""
+    value = headers.get(ATTEMPT_HEADER, "")
+    return int(value) if DIGITS.fullmatch(value) and 0 < int(value) <= MAX_ATTEMPT else None
+
+
+def _derived_id(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+# --- Payload mapping: Lettermint's event names are the canonical ones (events.md). ------------
+
+MAPPED = frozenset(EVENT_TYPES) - {UNMAPPED}
+
+# The record key for events about something other than a message.
+_KEY_FIELDS = {"suppression.added": "value", "suppression.removed": "value", "webhook.test": "webhook_id"}
+
+
+def _none(data: dict[str, Any]) -> Details:
+    return {}
+
+
+def _object(data: dict[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _text(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "" else None
+
+
+def _flag(data: dict[str, Any], name: str) -> bool | None:
+    value = data.get(name)
+    return value if isinstance(value, bool) else None
+
+
+def _number(data: dict[str, Any], name: str) -> float | None:
+    value = data.get(name)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _addresses(value: object) -> list[str]:
+    items = value if isinstance(value, list) else []
+    return [
+        item if isinstance(item, str) else str(item.get("email", "")) for item in items if isinstance(item, (str, dict))
+    ]
+
+
+def _smtp_result(data: dict[str, Any]) -> Details:
+    response = _object(data, "response")
+    code = response.get("status_code")
+    return {
+        "reason": _text(data, "reason"),
+        "smtp_status_code": code if isinstance(code, int) and not isinstance(code, bool) else None,
+        "smtp_enhanced_status_code": _text(response, "enhanced_status_code"),
+        "smtp_response": _text(response, "content"),
+    }
+
+
+def _created(data: dict[str, Any]) -> Details:
+    sender = _object(data, "from")
+    return {
+        "subject": _text(data, "subject"),
+        "from_address": _text(sender, "email"),
+        "from_name": _text(sender, "name"),
+        "to": _addresses(data.get("to")),
+        "cc": _addresses(data.get("cc")),
+        "bcc": _addresses(data.get("bcc")),
+        "reply_to": _text(data, "reply_to"),
+    }
+
+
+def _opened(data: dict[str, Any]) -> Details:
+    bot = _object(data, "bot")
+    return {
+        "subject": _text(data, "subject"),
+        "first": _flag(data, "first_open"),
+        "user_agent": _text(data, "user_agent"),
+        "client_name": _text(data, "client_name"),
+        "client_type": _text(data, "client_type"),
+        "device_type": _text(data, "device_type"),
+        "is_bot": _flag(bot, "detected"),
+    }
+
+
+def _clicked(data: dict[str, Any]) -> Details:
+    index = data.get("link_index")
+    return {
+        **_opened(data),
+        "first": _flag(data, "first_click"),
+        "url": _text(data, "destination_url"),
+        "link_index": index if isinstance(index, int) and not isinstance(index, bool) else None,
+    }
+
+
+def _policy_rejected(data: dict[str, Any]) -> Details:
+    symbols = data.get("spam_symbols")
+    symbols = symbols if isinstance(symbols, list) else []
+    return {
+        "subject": _text(data, "subject"),
+        "reason": _text(data, "reason"),
+        "spam_score": _number(data, "score"),
+        "spam_symbols": [str(s.get("name")) for s in symbols if isinstance(s, dict) and s.get("name")],
+    }
+
+
+def _inbound(data: dict[str, Any]) -> Details:
+    sender = _object(data, "from")
+    return {
+        "subject": _text(data, "subject"),
+        "from_address": _text(sender, "email"),
+        "to": _addresses(data.get("to")),
+        "route": _text(data, "route"),
+        "is_spam": _flag(data, "is_spam"),
+        "spam_score": _number(data, "spam_score"),
+    }
+
+
+def _suppression(data: dict[str, Any]) -> Details:
+    return {"suppression_type": _text(data, "type"), "value": _text(data, "value"), "reason": _text(data, "reason")}
+
+
+DETAILS: dict[str, Callable[[dict[str, Any]], Details]] = {
+    "message.created": _created,
+    "message.sent": lambda data: {"subject": _text(data, "subject")},
+    "message.delivered": _smtp_result,
+    "message.deferred": _smtp_result,
+    "message.soft_bounced": _smtp_result,
+    "message.hard_bounced": _smtp_result,
+    "message.failed": _smtp_result,
+    "message.suppressed": lambda data: {"reason": _text(data, "reason")},
+    "message.policy_rejected": _policy_rejected,
+    "message.opened": _opened,
+    "message.clicked": _clicked,
+    "message.inbound": _inbound,
+    "suppression.added": _suppression,
+    "suppression.removed": _suppression,
+    "webhook.test": lambda data: {"webhook_id": _text(data, "webhook_id"), "test_message": _text(data, "message")},
+}
+
+_EXAMPLE_RESPONSES: dict[str, dict[str, Any]] = {
+    "message.delivered": {"response": {"status_code": 250, "enhanced_status_code": "2.0.0", "content": "OK"}},
+    "message.hard_bounced": {
+        "response": {"status_code": 550, "enhanced_status_code": "5.1.1", "content": "No such user"}
+    },
+    "message.soft_bounced": {
+        "response": {"status_code": 452, "enhanced_status_code": "4.2.2", "content": "Mailbox full"}
+    },
+}
+_EXAMPLE_DATA: dict[str, dict[str, Any]] = {
+    "suppression.added": {"type": "email", "value": "user@example.com", "reason": "hard_bounce"},
+    "suppression.removed": {"type": "email", "value": "user@example.com", "reason": "manual"},
+    "webhook.test": {"message": "This is a test webhook from bridge send-test", "webhook_id": str(uuid.uuid4())},
+}

@@ -1,0 +1,190 @@
+"""The real stack for integration tests: a Kafka broker and a schema registry, then a bridge.
+
+Where they come from, in order:
+1. BRIDGE_TEST_KAFKA and BRIDGE_TEST_REGISTRY name a running broker and a ccompat registry URL;
+2. a Docker engine answers: testcontainers starts apache/kafka and apicurio-registry (not
+   exercised on the project's own machines, which have no Docker engine);
+3. otherwise deploy/local/stack.sh starts both from Maven Central jars on free ports, in a
+   temporary state folder, and stops them by PID at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from confluent_kafka import Consumer, Message
+
+from bridge.cli import read_records
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK = ROOT / "deploy" / "local" / "stack.sh"
+KAFKA_IMAGE = "apache/kafka:4.3.1"
+REGISTRY_IMAGE = "apicurio/apicurio-registry:3.3.3"
+SECRETS = ("whsec_integration-current", "whsec_integration-previous")
+
+
+@dataclass(frozen=True)
+class Stack:
+    bootstrap_servers: str
+    registry_url: str
+
+
+@dataclass(frozen=True)
+class Bridge:
+    url: str
+    prefix: str
+    source: str
+    secrets: tuple[str, ...]
+    config: Path
+    stack: Stack
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=15).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    named = os.environ.get("BRIDGE_TEST_KAFKA"), os.environ.get("BRIDGE_TEST_REGISTRY")
+    if all(named):
+        yield Stack(*named)  # type: ignore[arg-type]
+    elif docker_answers():
+        yield from _containers()
+    else:
+        yield from _jvm_stack(tmp_path_factory.mktemp("stack"))
+
+
+def _jvm_stack(state: Path) -> Iterator[Stack]:
+    ports = {name: free_port() for name in ("KAFKA", "CONTROLLER", "REGISTRY", "REGISTRY_MANAGEMENT")}
+    env = {
+        **os.environ,
+        "STACK_STATE_DIR": str(state),
+        **{f"STACK_{name}_PORT": str(port) for name, port in ports.items()},
+    }
+    started = subprocess.run([str(STACK), "up"], env=env, capture_output=True, text=True)
+    try:
+        if started.returncode != 0:
+            pytest.fail(f"stack.sh up failed:\n{started.stderr}")
+        yield Stack(f"127.0.0.1:{ports['KAFKA']}", f"http://127.0.0.1:{ports['REGISTRY']}/apis/ccompat/v7")
+    finally:
+        subprocess.run([str(STACK), "down"], env=env, capture_output=True)
+
+
+def _containers() -> Iterator[Stack]:  # pragma: no cover - needs a Docker engine
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
+
+    port = free_port()
+    kafka = (
+        DockerContainer(KAFKA_IMAGE)
+        .with_bind_ports(9092, port)
+        .with_env("KAFKA_NODE_ID", "1")
+        .with_env("KAFKA_PROCESS_ROLES", "broker,controller")
+        .with_env("KAFKA_LISTENERS", "PLAINTEXT://:9092,CONTROLLER://:9093")
+        .with_env("KAFKA_ADVERTISED_LISTENERS", f"PLAINTEXT://127.0.0.1:{port}")
+        .with_env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
+        .with_env("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093")
+        .with_env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
+    )
+    registry = (
+        DockerContainer(REGISTRY_IMAGE)
+        .with_exposed_ports(8080)
+        .with_env("APICURIO_RULES_GLOBAL_COMPATIBILITY", "BACKWARD")
+    )
+    with kafka, registry:
+        wait_for_logs(kafka, "Kafka Server started", timeout=120)
+        url = f"http://{registry.get_container_host_ip()}:{registry.get_exposed_port(8080)}/apis/ccompat/v7"
+        _wait_http(url + "/subjects", 120)
+        yield Stack(f"127.0.0.1:{port}", url)
+
+
+def _wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the process serving {url} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not answer within {timeout} s")
+        time.sleep(0.5)
+
+
+def write_config(path: Path, stack: Stack, prefix: str, port: int, **server: object) -> Path:
+    extra = "".join(f"\n  {key}: {value}" for key, value in server.items())
+    path.write_text(
+        f"""
+kafka: {{bootstrap_servers: "{stack.bootstrap_servers}"}}
+schema_registry: {{url: "{stack.registry_url}"}}
+topics: {{prefix: "{prefix}"}}
+server:
+  port: {port}{extra}
+sources:
+  - name: lettermint-it
+    provider: lettermint
+    secrets: ["${{IT_SECRET_CURRENT}}", "${{IT_SECRET_PREVIOUS}}"]
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def bridge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bridge]:
+    """`bridge serve` as a real process, on its own topic prefix, ready before the tests run."""
+    folder = tmp_path_factory.mktemp("bridge")
+    port = free_port()
+    prefix = f"it-{uuid.uuid4().hex[:8]}"
+    config = write_config(folder / "bridge.yaml", stack, prefix, port)
+    env = {**os.environ, "IT_SECRET_CURRENT": SECRETS[0], "IT_SECRET_PREVIOUS": SECRETS[1]}
+    log = (folder / "bridge.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "--config", str(config), "serve"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(url + "/readyz", 90, process)
+        yield Bridge(url, prefix, "lettermint-it", SECRETS, config, stack)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def read_topic(bootstrap_servers: str, topic: str) -> list[Message]:
+    """Every record of `topic`, from the beginning up to its high watermark now."""
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"it-{uuid.uuid4()}"})
+    try:
+        return list(read_records(consumer, topic, follow=False))
+    finally:
+        consumer.close()

@@ -1,0 +1,275 @@
+"""create_app over a fake publisher and a mock:// registry: one HTTP status per error class."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from httpx import Response
+from starlette.testclient import TestClient
+
+from bridge import settings as config
+from bridge.app import create_app
+from bridge.errors import PublishFailed
+from bridge.providers.lettermint import Lettermint
+from bridge.publisher import KafkaPublisher, Record
+from tests.unit.conftest import FIXED, SECRET, SOURCE, FakePublisher, MockRegistry
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lettermint"
+DELIVERED = (FIXTURES / "message.delivered.json").read_bytes()
+EVENT_ID = b"9b0c4a4e-4e29-4d8b-8b3a-3f0f3e6d2f9b"
+MESSAGE_ID = b"f47ac10b-58cc-4372-a567-0e02b2c3d479"
+RECEIVED_AT = b"2025-08-08T20:15:12.000+00:00"
+PATH = f"/webhooks/{SOURCE}"
+
+
+@pytest.fixture
+def publisher() -> FakePublisher:
+    return FakePublisher()
+
+
+@pytest.fixture
+def client(settings: config.Settings, publisher: FakePublisher, registry: MockRegistry) -> Iterator[TestClient]:
+    app = create_app(settings, publisher=publisher, client=registry, clock=lambda: FIXED)
+    with TestClient(app) as test_client:
+        wait_until_registered(test_client)
+        yield test_client
+
+
+def wait_until_registered(client: TestClient) -> None:
+    """The lifespan registers the schemas in the background; /readyz waits for it, so do we."""
+    deadline = time.monotonic() + 5
+    while "bridge_schemas_registered 1.0" not in client.get("/metrics").text:
+        assert time.monotonic() < deadline, "schemas were not registered"
+        time.sleep(0.01)
+
+
+def post(
+    client: TestClient, body: bytes, *, secret: str = SECRET, signed_at: float = FIXED, **headers: str
+) -> Response:
+    signed = Lettermint().sign(body, secret, signed_at)
+    return client.post(PATH, content=body, headers={**signed, **headers})
+
+
+def test_signed_delivery_is_published(client: TestClient, publisher: FakePublisher, registry: MockRegistry) -> None:
+    response = post(client, DELIVERED)
+    assert (response.status_code, response.json()) == (200, {"status": "published", "events": [EVENT_ID.decode()]})
+    [record] = publisher.records
+    assert (record.topic, record.key) == ("webhooks.message.delivered", MESSAGE_ID)
+    assert record.headers == [
+        ("event_id", EVENT_ID),
+        ("event_type", b"message.delivered"),
+        ("provider", b"lettermint"),
+        ("source", SOURCE.encode()),
+        ("attempt", b"1"),
+        ("received_at", RECEIVED_AT),
+    ]
+    assert record.value.startswith(b"\x00")
+    context = SerializationContext(record.topic, MessageField.VALUE)
+    decoded = AvroDeserializer(registry)(record.value, context)
+    assert (decoded["message_id"], decoded["smtp_status_code"]) == (MESSAGE_ID.decode(), 250)
+    assert decoded["raw"] == DELIVERED.decode()
+
+
+def test_unknown_source(client: TestClient, publisher: FakePublisher) -> None:
+    response = client.post("/webhooks/nope", content=DELIVERED, headers=Lettermint().sign(DELIVERED, SECRET, FIXED))
+    assert (response.status_code, response.json()["error"]) == (404, "unknown_source")
+    assert publisher.records == []
+
+
+@pytest.mark.parametrize(
+    ("body", "secret", "signed_at", "code"),
+    [
+        (DELIVERED, "whsec_wrong", FIXED, "signature_invalid"),
+        (DELIVERED.replace(b"250", b"550"), SECRET, FIXED, "signature_invalid"),
+        (DELIVERED, SECRET, FIXED - 301, "stale_timestamp"),
+        (DELIVERED, SECRET, FIXED + 301, "stale_timestamp"),
+    ],
+    ids=["wrong-secret", "tampered-body", "stale", "future"],
+)
+def test_rejected_signature(
+    client: TestClient, publisher: FakePublisher, body: bytes, secret: str, signed_at: float, code: str
+) -> None:
+    headers = Lettermint().sign(DELIVERED, secret, signed_at)
+    response = client.post(PATH, content=body, headers=headers)
+    assert (response.status_code, response.json()["error"]) == (401, code)
+    assert publisher.records == []
+
+
+def test_missing_signature(client: TestClient, publisher: FakePublisher) -> None:
+    response = client.post(PATH, content=DELIVERED)
+    assert (response.status_code, response.json()["error"]) == (401, "signature_invalid")
+    assert publisher.records == []
+
+
+def test_body_over_the_limit_by_content_length(client: TestClient, publisher: FakePublisher) -> None:
+    response = post(client, b" " * 1025)
+    assert (response.status_code, response.json()["error"]) == (413, "payload_too_large")
+    assert response.json()["detail"] == "body of 1025 bytes exceeds the 1024-byte limit"
+    assert publisher.records == []
+
+
+def test_body_over_the_limit_streamed(client: TestClient, publisher: FakePublisher) -> None:
+    """No Content-Length (chunked): the limit is enforced while reading."""
+    body = b" " * 1025
+    signed = Lettermint().sign(body, SECRET, FIXED)
+    response = client.post(PATH, content=(chunk for chunk in (body[:600], body[600:])), headers=signed)
+    assert response.request.headers.get("content-length") is None
+    assert (response.status_code, response.json()["detail"]) == (413, "body exceeds the 1024-byte limit")
+    assert publisher.records == []
+
+
+def test_body_at_the_limit_is_read(client: TestClient, publisher: FakePublisher) -> None:
+    body = DELIVERED + b" " * (1024 - len(DELIVERED))
+    assert post(client, body).status_code == 200
+    assert len(publisher.records) == 1
+
+
+SENT = '{"id":"e1","event":"message.sent","timestamp":"2025-08-08T20:15:12Z","data":%s}'
+# JSON escapes that decode to a lone surrogate: valid JSON, but not encodable as UTF-8 (Avro strings, Kafka keys).
+SURROGATE_SUBJECT = (SENT % '{"subject":"\\ud800"}').encode()
+SURROGATE_ID = (SENT % '{"message_id":"\\ud800"}').encode()
+# json.loads also accepts UTF-16 and UTF-32 bodies.
+UTF16 = (SENT % "{}").encode("utf-16")
+INT_OVERFLOW = (
+    b'{"event":"message.delivered","timestamp":"2025-08-08T20:15:12Z","data":{"response":{"status_code":9999999999}}}'
+)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"event": "message.delivered", "data": {',
+        b"[1, 2]",
+        b'{"data": {}, "timestamp": "2025-08-08T20:15:12Z"}',
+        b'{"event": "message.sent", "data": {}, "timestamp": "yesterday"}',
+        INT_OVERFLOW,
+        SURROGATE_SUBJECT,
+        SURROGATE_ID,
+        UTF16,
+    ],
+    ids=["truncated", "array", "no-event", "bad-time", "int-overflow", "surrogate-subject", "surrogate-id", "utf-16"],
+)
+def test_verified_but_unusable_body_is_dead_lettered(client: TestClient, publisher: FakePublisher, body: bytes) -> None:
+    response = post(client, body, Authorization="Bearer token", Cookie="session=1")
+    assert (response.status_code, response.json()["status"]) == (200, "dead-lettered")
+    [record] = publisher.records
+    assert (record.topic, record.key, record.value) == ("webhooks.dead-letter", SOURCE.encode(), body)
+    headers = dict(record.headers)
+    assert headers["dead_letter_reason"] == response.json()["reason"].encode()
+    signature = Lettermint().sign(body, SECRET, FIXED)["X-Lettermint-Signature"]
+    assert headers["http.x-lettermint-signature"] == signature.encode()
+    assert (headers["source"], headers["provider"], headers["received_at"]) == (b"lm", b"lettermint", RECEIVED_AT)
+    assert "http.authorization" not in headers
+    assert "http.cookie" not in headers
+
+
+def test_unmapped_event_is_published_raw(client: TestClient, publisher: FakePublisher, registry: MockRegistry) -> None:
+    body = b'{"id":"u1","event":"message.teleported","timestamp":"2025-08-08T20:15:12Z","data":{"message_id":"m1"}}'
+    response = post(client, body)
+    assert (response.status_code, response.json()["status"]) == (200, "published")
+    [record] = publisher.records
+    assert (record.topic, record.key) == ("webhooks.unmapped", b"m1")
+    decoded = AvroDeserializer(registry)(record.value, SerializationContext(record.topic, MessageField.VALUE))
+    assert (decoded["event_type"], decoded["provider_event"]) == ("unmapped", "message.teleported")
+    assert decoded["raw"] == body.decode()
+    metrics = client.get("/metrics").text
+    assert 'bridge_unmapped_events_total{provider_event="message.teleported",source="lm"} 1.0' in metrics
+
+
+def test_publish_failed_asks_for_a_retry(client: TestClient, publisher: FakePublisher) -> None:
+    publisher.failure = PublishFailed("no ack")
+    response = post(client, DELIVERED)
+    assert (response.status_code, response.json()["error"]) == (503, "publish_failed")
+    assert response.headers["retry-after"] == "17"
+
+
+def test_dead_letter_publish_failed_asks_for_a_retry(client: TestClient, publisher: FakePublisher) -> None:
+    publisher.failure = PublishFailed("no ack")
+    response = post(client, b"not json")
+    assert (response.status_code, response.headers["retry-after"]) == (503, "17")
+
+
+def test_healthz(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+@pytest.mark.parametrize(("kafka_ready", "status"), [(True, 200), (False, 503)])
+def test_readyz(client: TestClient, publisher: FakePublisher, kafka_ready: bool, status: int) -> None:
+    publisher.is_ready = kafka_ready
+    response = client.get("/readyz")
+    assert (response.status_code, response.json()) == (
+        status,
+        {"ready": kafka_ready, "schemas_registered": True, "kafka": kafka_ready},
+    )
+
+
+def test_unreachable_registry(settings: config.Settings, publisher: FakePublisher) -> None:
+    """The bare client cannot reach mock://: not ready, and deliveries get 503 + Retry-After."""
+    bare = SchemaRegistryClient({"url": "mock://unit"})
+    app = create_app(settings, publisher=publisher, client=bare, clock=lambda: FIXED)
+    with TestClient(app) as client:
+        ready = client.get("/readyz")
+        response = post(client, DELIVERED)
+    assert (ready.status_code, ready.json()["schemas_registered"]) == (503, False)
+    assert (response.status_code, response.json()["error"], response.headers["retry-after"]) == (
+        503,
+        "registry_unavailable",
+        "17",
+    )
+    assert publisher.records == []
+
+
+def test_metrics_count_requests_and_rejections(client: TestClient) -> None:
+    post(client, DELIVERED)
+    post(client, DELIVERED, secret="whsec_wrong")
+    metrics = client.get("/metrics").text
+    assert 'bridge_requests_total{source="lm",status="200"} 1.0' in metrics
+    assert 'bridge_requests_total{source="lm",status="401"} 1.0' in metrics
+    assert 'bridge_rejected_total{code="signature_invalid",source="lm"} 1.0' in metrics
+    assert 'bridge_events_published_total{event_type="message.delivered",source="lm"} 1.0' in metrics
+
+
+def test_unknown_sources_do_not_create_metric_series(client: TestClient) -> None:
+    client.post("/webhooks/made-up-name-4711", content=b"{}")
+    assert "made-up-name-4711" not in client.get("/metrics").text
+
+
+RECORD = Record("webhooks.message.delivered", b"k", b"v")
+
+
+def test_kafka_publisher_without_a_broker_fails_in_time() -> None:
+    publisher = KafkaPublisher("127.0.0.1:1", {}, timeout=0.5)
+    publisher.start()
+
+    async def publish_then_close() -> float:
+        started = time.monotonic()
+        with pytest.raises(PublishFailed):
+            await publisher.publish([RECORD])
+        elapsed = time.monotonic() - started
+        await asyncio.to_thread(publisher.close, 0.1)
+        return elapsed
+
+    assert asyncio.run(publish_then_close()) < 3
+
+
+def test_late_delivery_report_does_not_kill_the_poll_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    escaped: list[threading.ExceptHookArgs] = []
+    monkeypatch.setattr(threading, "excepthook", escaped.append)
+    publisher = KafkaPublisher("127.0.0.1:1", {"log_level": 0}, timeout=0.5)
+    publisher.start()
+    with pytest.raises(PublishFailed):
+        asyncio.run(publisher.publish([RECORD]))
+    deadline = time.monotonic() + 3  # librdkafka times the record out (message.timeout.ms) and reports it
+    while not escaped and time.monotonic() < deadline:
+        time.sleep(0.05)
+    publisher.close(0.1)
+    assert [str(hook.exc_value) for hook in escaped] == []
