@@ -4,6 +4,7 @@ with confluent-kafka's stock AvroDeserializer."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -170,7 +171,7 @@ def test_schemas_are_registered_backward_and_the_registry_enforces_it(
 
 
 def test_send_test_posts_a_signed_example_that_is_published(bridge: Bridge) -> None:
-    env = {"IT_SECRET_CURRENT": bridge.secrets[0], "IT_SECRET_PREVIOUS": bridge.secrets[1], "PATH": ""}
+    env = {**os.environ, "IT_SECRET_CURRENT": bridge.secrets[0], "IT_SECRET_PREVIOUS": bridge.secrets[1]}
     result = subprocess.run(
         [sys.executable, "-m", "bridge", "--config", str(bridge.config), "send-test", "--event", "message.opened"],
         capture_output=True,

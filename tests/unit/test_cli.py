@@ -1,0 +1,62 @@
+"""The `bridge` command's exit codes and output, without a broker or registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.cli import EXIT_CONFIG, EXIT_FAILED, main
+from tests.unit.conftest import SECRET, SOURCE
+
+CONFIG = f"""
+kafka: {{bootstrap_servers: "127.0.0.1:1"}}
+schema_registry: {{url: "http://127.0.0.1:1/apis/ccompat/v7"}}
+server: {{port: 1}}
+sources:
+  - {{name: {SOURCE}, provider: lettermint, secrets: ["{SECRET}", "${{SECOND_SECRET}}"]}}
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("SECOND_SECRET", "whsec_second")
+    path = tmp_path / "bridge.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    return str(path)
+
+
+def test_check_config_lists_each_source_and_route(config: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", config, "check-config"]) == 0
+    out = capsys.readouterr().out
+    assert f"source {SOURCE}: provider lettermint, 2 secret(s), POST /webhooks/{SOURCE}" in out
+    assert "webhooks.<event type>" in out
+
+
+def test_a_configuration_error_exits_2_naming_the_variable(
+    config: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SECOND_SECRET")
+    assert main(["--config", config, "check-config"]) == EXIT_CONFIG
+    assert "sources.0.secrets.1: environment variable SECOND_SECRET is not set" in capsys.readouterr().err
+
+
+def test_no_configuration_at_all_exits_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("BRIDGE_CONFIG", raising=False)
+    assert main(["check-config"]) == EXIT_CONFIG
+    assert "BRIDGE_CONFIG" in capsys.readouterr().err
+
+
+def test_register_schemas_with_the_registry_down_exits_1(config: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", config, "register-schemas"]) == EXIT_FAILED
+    assert "registration failed: schema registry unreachable" in capsys.readouterr().err
+
+
+def test_send_test_to_an_unknown_source_exits_2(config: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", config, "send-test", "--source", "nope"]) == EXIT_CONFIG
+    assert f"configured: {SOURCE}" in capsys.readouterr().err
+
+
+def test_send_test_with_the_bridge_down_exits_1(config: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", config, "send-test"]) == EXIT_FAILED
+    assert f"POST http://127.0.0.1:1/webhooks/{SOURCE} failed" in capsys.readouterr().err
