@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -65,8 +66,18 @@ def docker_answers() -> bool:
         return False
 
 
+def _interrupt_on_sigterm() -> None:
+    """A terminated test run (CI's time limit, `kill`) still stops what it started, by PID."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    _interrupt_on_sigterm()
     named = os.environ.get("BRIDGE_TEST_KAFKA"), os.environ.get("BRIDGE_TEST_REGISTRY")
     if all(named):
         yield Stack(*named)  # type: ignore[arg-type]
@@ -83,8 +94,8 @@ def _jvm_stack(state: Path) -> Iterator[Stack]:
         "STACK_STATE_DIR": str(state),
         **{f"STACK_{name}_PORT": str(port) for name, port in ports.items()},
     }
-    started = subprocess.run([str(STACK), "up"], env=env, capture_output=True, text=True)
     try:
+        started = subprocess.run([str(STACK), "up"], env=env, capture_output=True, text=True)
         if started.returncode != 0:
             pytest.fail(f"stack.sh up failed:\n{started.stderr}")
         yield Stack(f"127.0.0.1:{ports['KAFKA']}", f"http://127.0.0.1:{ports['REGISTRY']}/apis/ccompat/v7")
