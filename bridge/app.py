@@ -103,6 +103,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/webhooks/{source}", receiver.receive, methods=["POST"]),
+            Route("/webhooks/{source}/token", receiver.token, methods=["POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),

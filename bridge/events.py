@@ -29,6 +29,7 @@ EVENT_TYPES = (
     "message.clicked",
     "message.unsubscribed",
     "message.inbound",
+    "message.read",
     "message.scheduled",
     "message.rescheduled",
     "message.canceled",
@@ -36,6 +37,9 @@ EVENT_TYPES = (
     "message.auto_replied",
     "suppression.added",
     "suppression.removed",
+    "session.disconnected",
+    "verification.completed",
+    "verification.expired",
     "webhook.test",
     UNMAPPED,
 )

@@ -26,6 +26,18 @@ class Metrics:
             ["source", "provider_event"],
             registry=self.registry,
         )
+        self.filtered = Counter(
+            "bridge_filtered_events",
+            "Verified events outside their source's event_types allow-list: acknowledged, not published.",
+            ["source", "event_type"],
+            registry=self.registry,
+        )
+        self.handshakes = Counter(
+            "bridge_handshakes",
+            "Provider control messages (SNS subscription confirmations), by source and outcome.",
+            ["source", "status"],
+            registry=self.registry,
+        )
         self.dead_letters = Counter(
             "bridge_dead_letters",
             "Verified deliveries that could not be used, sent to <prefix>.dead-letter.",

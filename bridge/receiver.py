@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -14,11 +16,13 @@ from bridge.errors import PayloadInvalid, PayloadTooLarge, UnknownSource
 from bridge.events import DEAD_LETTER, UNMAPPED, CanonicalEvent, Delivery, topic_for
 from bridge.metrics import Metrics
 from bridge.providers import PROVIDERS
+from bridge.providers.base import Handshake, TokenIssuer
 from bridge.publisher import Publisher, Record
 from bridge.settings import Settings, SourceSettings
 
 # Request headers never copied into dead-letter records: credentials.
 PRIVATE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+TOKEN_REQUEST_MAX_BYTES = 4096
 
 
 class Receiver:
@@ -41,18 +45,39 @@ class Receiver:
         body = await _read_body(request, self._settings.server.max_body_bytes)
         now = self._clock()
         provider = PROVIDERS[source.provider]
-        provider.verify(request.headers, body, source, now)
+        verified = provider.verify(request.headers, body, source, now)
+        if inspect.isawaitable(verified):
+            await verified
         delivery = Delivery(source.name, provider.name, request.headers, body, datetime.fromtimestamp(now, UTC))
+        if isinstance(provider, Handshake) and (reply := await provider.handshake(delivery, source)) is not None:
+            self._metrics.handshakes.labels(source.name, str(reply.get("status", ""))).inc()
+            return JSONResponse(reply)
         try:
             events = provider.normalise(delivery)
-            records = [self._record(event) for event in events]
+            wanted = [event for event in events if source.publishes(event.event_type)]
+            records = [self._record(event) for event in wanted]
         except PayloadInvalid as error:
             await self._publish([_dead_letter_record(self._settings.topics.prefix, delivery, str(error))])
             self._metrics.dead_letters.labels(source.name).inc()
             return JSONResponse({"status": "dead-lettered", "reason": str(error)})
-        await self._publish(records)
-        self._count(events)
-        return JSONResponse({"status": "published", "events": [event.event_id for event in events]})
+        if records:
+            await self._publish(records)
+        self._count(events, source)
+        answer: dict[str, object] = {"status": "published", "events": [event.event_id for event in wanted]}
+        if len(wanted) < len(events):
+            answer["filtered"] = [event.event_id for event in events if not source.publishes(event.event_type)]
+        return JSONResponse(answer)
+
+    async def token(self, request: Request) -> JSONResponse:
+        """`POST /webhooks/{source}/token`: OAuth2 client credentials, for providers that fetch a token."""
+        source = self._source(request.path_params["source"])
+        provider = PROVIDERS[source.provider]
+        if not isinstance(provider, TokenIssuer):
+            raise UnknownSource(f"source {source.name!r} ({provider.name}) has no token endpoint")
+        body = await _read_body(request, TOKEN_REQUEST_MAX_BYTES)
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        answer = provider.issue_token(form, request.headers.get("authorization"), source, self._clock())
+        return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
     def _source(self, name: str) -> SourceSettings:
         source = self._settings.source(name)
@@ -82,8 +107,11 @@ class Receiver:
         await self._publisher.publish(records)
         self._metrics.publish_seconds.observe(time.perf_counter() - started)
 
-    def _count(self, events: list[CanonicalEvent]) -> None:
+    def _count(self, events: list[CanonicalEvent], source: SourceSettings) -> None:
         for event in events:
+            if not source.publishes(event.event_type):
+                self._metrics.filtered.labels(event.source, event.event_type).inc()
+                continue
             self._metrics.events.labels(event.source, event.event_type).inc()
             if event.event_type == UNMAPPED:
                 self._metrics.unmapped.labels(event.source, event.provider_event).inc()

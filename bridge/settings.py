@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bridge.errors import ConfigError
 
@@ -74,8 +83,14 @@ class TopicSettings(_Model):
 class SourceSettings(_Model):
     name: str
     provider: str
-    secrets: list[SecretStr] = Field(min_length=1)
+    # Shared secrets, several at once during rotation; which ones a provider needs, it checks.
+    secrets: list[SecretStr] = []
     tolerance_seconds: int = Field(300, ge=0)
+    # Canonical event types this source publishes; others are acknowledged, counted, not published.
+    event_types: list[str] | None = None
+    # Provider-specific settings (credentials, keys, allow-lists), validated by the provider.
+    options: dict[str, Any] = {}
+    _parsed_options: Any = PrivateAttr(default=None)
 
     @field_validator("name")
     @classmethod
@@ -100,8 +115,34 @@ class SourceSettings(_Model):
             raise ValueError("a secret is empty (is its environment variable set?)")
         return value
 
+    @field_validator("event_types")
+    @classmethod
+    def _canonical(cls, value: list[str] | None) -> list[str] | None:
+        from bridge.events import EVENT_TYPES
+
+        unknown = sorted(set(value or ()) - set(EVENT_TYPES))
+        if unknown:
+            raise ValueError(f"unknown event types {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _provider_accepts(self) -> SourceSettings:
+        from bridge.providers import PROVIDERS
+
+        if self.provider in PROVIDERS:  # else _known_provider has already said so
+            self._parsed_options = PROVIDERS[self.provider].check(self)
+        return self
+
     def secret_values(self) -> list[str]:
         return [secret.get_secret_value() for secret in self.secrets]
+
+    @property
+    def parsed_options(self) -> Any:
+        """What the provider's `check` made of `options` at start-up."""
+        return self._parsed_options
+
+    def publishes(self, event_type: str) -> bool:
+        return self.event_types is None or event_type in self.event_types
 
 
 class Settings(_Model):

@@ -3,26 +3,43 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import Headers
 
 from bridge.errors import PayloadInvalid
 from bridge.events import CanonicalEvent, Delivery
 from bridge.settings import SourceSettings
 
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
+
+class NoOptions(BaseModel):
+    """For providers configured by secrets alone: any `options` key is an error."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
 
 class Provider(Protocol):
     """One webhook provider: how it signs, and how its payloads map to canonical events.
 
     Implementations do no I/O and read no clock or environment: `now` is passed in, so tests pin
-    it. `normalise` runs only on a body `verify` accepted.
+    it. `normalise` runs only on a body `verify` accepted. A provider whose verification needs I/O
+    (SNS fetches signing certificates) makes `verify` a coroutine function, with the I/O injected.
     """
 
     name: str
 
-    def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
+    def check(self, source: SourceSettings) -> object:
+        """Validate a source's secrets and options at start-up; return the parsed options.
+
+        Raise ValueError naming the key (`options.username: Field required`).
+        """
+
+    def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> Awaitable[None] | None:
         """Raise SignatureInvalid (or StaleTimestamp) unless the delivery is authentic."""
 
     def normalise(self, delivery: Delivery) -> list[CanonicalEvent]:
@@ -33,6 +50,43 @@ class Provider(Protocol):
 
     def example(self, event_type: str, now: datetime) -> bytes:
         """A fresh delivery body of `event_type`, as the provider would send it."""
+
+
+@runtime_checkable
+class TokenIssuer(Protocol):
+    """A provider that fetches OAuth2 client-credentials tokens from us (Lettr): the bridge serves
+    `POST /webhooks/{source}/token` and later verifies the Bearer token it issued."""
+
+    def issue_token(
+        self, form: Mapping[str, str], authorization: str | None, source: SourceSettings, now: float
+    ) -> dict[str, Any]:
+        """The token response (RFC 6749 §5.1) for valid client credentials; raise SignatureInvalid otherwise."""
+
+
+@runtime_checkable
+class Handshake(Protocol):
+    """A provider that sends control messages before events (SNS SubscriptionConfirmation)."""
+
+    async def handshake(self, delivery: Delivery, source: SourceSettings) -> dict[str, Any] | None:
+        """For a verified control message: act on it and return the response body; else None."""
+
+
+def parse_options(model: type[OptionsT], source: SourceSettings) -> OptionsT:
+    """`source.options` validated by a provider's pydantic model, errors naming `options.<key>`."""
+    try:
+        return model.model_validate(source.options)
+    except ValidationError as error:
+        problems = (
+            f"options.{'.'.join(str(part) for part in problem['loc'])}: "
+            + ("unknown key" if problem["type"] == "extra_forbidden" else problem["msg"])
+            for problem in error.errors()
+        )
+        raise ValueError("; ".join(problems)) from None
+
+
+def require_secrets(source: SourceSettings) -> None:
+    if not source.secrets:
+        raise ValueError("secrets: this provider needs at least one secret")
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:

@@ -15,7 +15,15 @@ from starlette.datastructures import Headers
 
 from bridge.errors import PayloadInvalid, SignatureInvalid, StaleTimestamp
 from bridge.events import EVENT_TYPES, UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers.base import optional_str, parse_json_object, parse_timestamp, stringify_map
+from bridge.providers.base import (
+    NoOptions,
+    optional_str,
+    parse_json_object,
+    parse_options,
+    parse_timestamp,
+    require_secrets,
+    stringify_map,
+)
 from bridge.settings import SourceSettings
 
 SIGNATURE_HEADER = "x-lettermint-signature"
@@ -32,6 +40,10 @@ Details = dict[str, Any]
 
 class Lettermint:
     name = "lettermint"
+
+    def check(self, source: SourceSettings) -> object:
+        require_secrets(source)
+        return parse_options(NoOptions, source)
 
     def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
         header = _single(headers, SIGNATURE_HEADER)

@@ -10,12 +10,14 @@ Where they come from, in order:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import uuid
 from collections.abc import Iterator
@@ -148,9 +150,19 @@ def _wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None
         time.sleep(0.5)
 
 
-def write_config(path: Path, stack: Stack, prefix: str, port: int, **server: object) -> Path:
+@contextlib.contextmanager
+def start_bridge(
+    stack: Stack, folder: Path, sources_yaml: str, env: dict[str, str], **server: object
+) -> Iterator[tuple[str, str, Path]]:
+    """`bridge serve` as a real process with the given `sources:` YAML, on a fresh topic prefix.
+
+    Yields (base URL, topic prefix, config path) once /readyz answers; stops the process by PID.
+    """
+    port = free_port()
+    prefix = f"it-{uuid.uuid4().hex[:8]}"
     extra = "".join(f"\n  {key}: {value}" for key, value in server.items())
-    path.write_text(
+    config = folder / "bridge.yaml"
+    config.write_text(
         f"""
 kafka: {{bootstrap_servers: "{stack.bootstrap_servers}"}}
 schema_registry: {{url: "{stack.registry_url}"}}
@@ -158,38 +170,37 @@ topics: {{prefix: "{prefix}"}}
 server:
   port: {port}{extra}
 sources:
-  - name: lettermint-it
-    provider: lettermint
-    secrets: ["${{IT_SECRET_CURRENT}}", "${{IT_SECRET_PREVIOUS}}"]
+{textwrap.indent(textwrap.dedent(sources_yaml).strip(), "  ")}
 """,
         encoding="utf-8",
     )
-    return path
+    with (folder / "bridge.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "--config", str(config), "serve"],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_http(url + "/readyz", 90, process)
+            yield url, prefix, config
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")
 def bridge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bridge]:
-    """`bridge serve` as a real process, on its own topic prefix, ready before the tests run."""
-    folder = tmp_path_factory.mktemp("bridge")
-    port = free_port()
-    prefix = f"it-{uuid.uuid4().hex[:8]}"
-    config = write_config(folder / "bridge.yaml", stack, prefix, port)
-    env = {**os.environ, "IT_SECRET_CURRENT": SECRETS[0], "IT_SECRET_PREVIOUS": SECRETS[1]}
-    log = (folder / "bridge.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "--config", str(config), "serve"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(url + "/readyz", 90, process)
+    """A Lettermint source with two secrets (rotation), served by a real `bridge serve`."""
+    sources = """
+        - name: lettermint-it
+          provider: lettermint
+          secrets: ["${IT_SECRET_CURRENT}", "${IT_SECRET_PREVIOUS}"]
+    """
+    env = {"IT_SECRET_CURRENT": SECRETS[0], "IT_SECRET_PREVIOUS": SECRETS[1]}
+    with start_bridge(stack, tmp_path_factory.mktemp("bridge"), sources, env) as (url, prefix, config):
         yield Bridge(url, prefix, "lettermint-it", SECRETS, config, stack)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def read_topic(bootstrap_servers: str, topic: str) -> list[Message]:

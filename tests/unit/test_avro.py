@@ -192,7 +192,13 @@ def test_round_trip_through_confluents_deserializer(encoder: Encoder, registry: 
 
 def test_round_trip_keeps_details(encoder: Encoder, registry: MockRegistry) -> None:
     encoder.register()
-    details = {"reason": None, "smtp_status_code": 250, "smtp_enhanced_status_code": "2.0.0", "smtp_response": "OK"}
+    details = {
+        "reason": None,
+        "smtp_status_code": 250,
+        "smtp_enhanced_status_code": "2.0.0",
+        "smtp_response": "OK",
+        "session_id": "s-1",
+    }
     decoded = decode(registry, "message.delivered", encoder.encode(event(details=details, attempt=None, tags=())))
     assert decoded == to_record(event(details=details, attempt=None, tags=()))
     assert (decoded["occurred_at"], decoded["attempt"], decoded["tags"]) == (OCCURRED, None, [])

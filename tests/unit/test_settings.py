@@ -122,7 +122,7 @@ def test_duplicate_source_names() -> None:
 @pytest.mark.parametrize(
     ("secrets", "message"),
     [
-        ([], r"sources\.0\.secrets: List should have at least 1 item"),
+        ([], r"sources\.0: secrets: this provider needs at least one secret"),
         ([""], r"sources\.0\.secrets: a secret is empty"),
         (["ok", "${UNSET_SECRET:-}"], r"sources\.0\.secrets: a secret is empty"),
     ],
