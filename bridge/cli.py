@@ -23,6 +23,7 @@ from bridge.avro import Encoder, load_schemas, subject_for
 from bridge.errors import BridgeError, ConfigError
 from bridge.events import DEAD_LETTER, topic_for
 from bridge.providers import PROVIDERS
+from bridge.providers.base import BodySigner, Provider, SendTestSecret
 from bridge.publisher import client_config
 
 log = logging.getLogger("bridge")
@@ -88,8 +89,16 @@ def send_test(settings: config.Settings, args: argparse.Namespace) -> int:
         )
         return EXIT_CONFIG
     provider = PROVIDERS[source.provider]
-    body = provider.example(args.event, datetime.now(UTC))
-    headers = provider.sign(body, source.secret_values()[0], time.time())
+    now = time.time()
+    try:
+        body = provider.example(args.event, datetime.fromtimestamp(now, UTC))
+        secret = send_test_secret(provider, source)
+        if isinstance(provider, BodySigner):
+            body = provider.sign_body(body, secret, now)
+        headers = provider.sign(body, secret, now)
+    except (ValueError, NotImplementedError) as error:  # no such event, or signing needs what we lack
+        print(f"cannot send a test {args.event} for {source.provider}: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     url = f"{args.url or f'http://{settings.server.host}:{settings.server.port}'}/webhooks/{source.name}"
     try:
         response = httpx.post(url, content=body, headers=headers, timeout=35)
@@ -98,6 +107,12 @@ def send_test(settings: config.Settings, args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(f"POST {url} ({args.event}) -> {response.status_code} {response.text}")
     return 0 if response.is_success else EXIT_FAILED
+
+
+def send_test_secret(provider: Provider, source: config.SourceSettings) -> str:
+    if isinstance(provider, SendTestSecret):
+        return provider.send_test_secret(source)
+    return (source.secret_values() or [""])[0]
 
 
 def consume(settings: config.Settings, args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,11 +17,11 @@ from bridge.errors import PayloadInvalid, PayloadTooLarge, UnknownSource
 from bridge.events import DEAD_LETTER, UNMAPPED, CanonicalEvent, Delivery, topic_for
 from bridge.metrics import Metrics
 from bridge.providers import PROVIDERS
-from bridge.providers.base import Handshake, TokenIssuer
+from bridge.providers.base import Handshake, PrivateHeaders, TokenIssuer
 from bridge.publisher import Publisher, Record
 from bridge.settings import Settings, SourceSettings
 
-# Request headers never copied into dead-letter records: credentials.
+# Request headers never copied into dead-letter records: credentials (providers may add theirs).
 PRIVATE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 TOKEN_REQUEST_MAX_BYTES = 4096
 
@@ -57,7 +58,10 @@ class Receiver:
             wanted = [event for event in events if source.publishes(event.event_type)]
             records = [self._record(event) for event in wanted]
         except PayloadInvalid as error:
-            await self._publish([_dead_letter_record(self._settings.topics.prefix, delivery, str(error))])
+            private = PRIVATE_HEADERS | (
+                provider.private_headers(source) if isinstance(provider, PrivateHeaders) else set()
+            )
+            await self._publish([_dead_letter_record(self._settings.topics.prefix, delivery, str(error), private)])
             self._metrics.dead_letters.labels(source.name).inc()
             return JSONResponse({"status": "dead-lettered", "reason": str(error)})
         if records:
@@ -75,7 +79,7 @@ class Receiver:
         if not isinstance(provider, TokenIssuer):
             raise UnknownSource(f"source {source.name!r} ({provider.name}) has no token endpoint")
         body = await _read_body(request, TOKEN_REQUEST_MAX_BYTES)
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        form = _token_form(body, request.headers.get("content-type", ""))
         answer = provider.issue_token(form, request.headers.get("authorization"), source, self._clock())
         return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
@@ -117,6 +121,17 @@ class Receiver:
                 self._metrics.unmapped.labels(event.source, event.provider_event).inc()
 
 
+def _token_form(body: bytes, content_type: str) -> dict[str, str]:
+    """RFC 6749 asks for a form; a JSON object of strings is accepted too (Lettr does not say which)."""
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return {str(key): item for key, item in value.items() if isinstance(item, str)} if isinstance(value, dict) else {}
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -130,7 +145,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _dead_letter_record(prefix: str, delivery: Delivery, reason: str) -> Record:
+def _dead_letter_record(prefix: str, delivery: Delivery, reason: str, private: frozenset[str]) -> Record:
     """The raw body, whole, with why and where from in headers, so it can be replayed after a fix."""
     headers: list[tuple[str, str | bytes | None]] = [
         ("dead_letter_reason", reason.encode()),
@@ -141,7 +156,7 @@ def _dead_letter_record(prefix: str, delivery: Delivery, reason: str) -> Record:
     headers += [
         (f"http.{name.decode('latin-1')}", value)
         for name, value in delivery.headers.raw
-        if name.decode("latin-1") not in PRIVATE_HEADERS
+        if name.decode("latin-1") not in private
     ]
     return Record(
         topic=topic_for(prefix, DEAD_LETTER), key=delivery.source.encode(), value=delivery.body, headers=headers

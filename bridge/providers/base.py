@@ -71,6 +71,32 @@ class Handshake(Protocol):
         """For a verified control message: act on it and return the response body; else None."""
 
 
+@runtime_checkable
+class BodySigner(Protocol):
+    """A provider whose signature lives inside the body (Mailgun, SNS): `bridge send-test` signs
+    the example body itself before `sign` adds the headers."""
+
+    def sign_body(self, body: bytes, secret: str, now: float) -> bytes:
+        """`body` with the provider's in-body signature made with `secret` at `now`."""
+
+
+@runtime_checkable
+class SendTestSecret(Protocol):
+    """A provider whose send-test credential is not simply the source's first secret (Postmark)."""
+
+    def send_test_secret(self, source: SourceSettings) -> str:
+        """What `sign` takes as `secret` to make a delivery this source accepts."""
+
+
+@runtime_checkable
+class PrivateHeaders(Protocol):
+    """A provider that takes credentials in headers of the operator's choosing (Postmark's custom
+    header): those are never copied into dead-letter records."""
+
+    def private_headers(self, source: SourceSettings) -> frozenset[str]:
+        """Lower-case names of the request headers that carry this source's credentials."""
+
+
 def parse_options(model: type[OptionsT], source: SourceSettings) -> OptionsT:
     """`source.options` validated by a provider's pydantic model, errors naming `options.<key>`."""
     try:

@@ -159,8 +159,9 @@ def test_schemas_are_registered_backward_and_the_registry_enforces_it(
     bridge: Bridge, registry: SchemaRegistryClient
 ) -> None:
     client = registry
-    subjects = {f"{bridge.prefix}.{event_type}-value" for event_type in EVENT_TYPES}
-    assert subjects <= set(client.get_subjects())
+    # One lookup per subject: Apicurio caps GET /subjects at apicurio.ccompat.max-subjects (1000).
+    for event_type in EVENT_TYPES:
+        assert client.get_latest_version(f"{bridge.prefix}.{event_type}-value").schema_id is not None
     subject = f"{bridge.prefix}.message.delivered-value"
     assert client.get_compatibility(subject) == "BACKWARD"
     current = json.loads(client.get_latest_version(subject).schema.schema_str)

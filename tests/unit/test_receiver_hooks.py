@@ -175,3 +175,18 @@ def test_the_lettermint_signature_still_guards_the_route_with_an_allow_list(
         )
     assert response.json()["filtered"] == ["9b0c4a4e-4e29-4d8b-8b3a-3f0f3e6d2f9b"]
     assert publisher.records == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b'{"grant_type": "client_credentials", "client_id": "lettr", "client_secret": "open-sesame"}', 200),
+        (b'{"client_id": "lettr", "client_secret": 7}', 401),
+        (b"[1, 2]", 401),
+        (b"{not json", 401),
+    ],
+    ids=["object", "non-string-secret", "array", "malformed"],
+)
+def test_the_token_endpoint_also_takes_a_json_object(client: TestClient, body: bytes, status: int) -> None:
+    response = client.post("/webhooks/fake/token", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == status

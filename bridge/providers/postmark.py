@@ -1,0 +1,536 @@
+"""Postmark: no signature; HTTP Basic auth and/or a secret header, one JSON record per delivery (spec §4.2)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from starlette.datastructures import Headers
+
+from bridge.errors import PayloadInvalid, SignatureInvalid
+from bridge.events import UNMAPPED, CanonicalEvent, Delivery
+from bridge.providers.base import optional_str, parse_json_object, parse_options, parse_timestamp, stringify_map
+from bridge.settings import SourceSettings
+
+AUTHORIZATION_HEADER = "authorization"
+BASIC_SCHEME = "basic"
+# RFC 9110 §5.1: a header name is a token.
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+SIGN_BASIC_PREFIX = "basic:"
+SIGN_HEADER_PREFIX = "header:"
+SIGN_FORMS = "pass '<username>:<password>' and/or 'header:<Header-Name>:<value>', one per line"
+# A reply as Postmark quotes it in `Details`: "smtp;550 5.1.1 The email account …", "250 OK".
+SMTP_REPLY = re.compile(r"\s*(?:smtp;\s*)?([2-5][0-9]{2})(?:[ -]+([2-5]\.[0-9]{1,3}\.[0-9]{1,3}))?(?![0-9.])")
+
+Payload = dict[str, Any]
+Details = dict[str, Any]
+
+
+class BasicCredential(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    username: str = Field(min_length=1)
+    # Usually "${ENV}"-substituted. Configure it decoded ("p@ss", not the URL's "p%40ss").
+    password: SecretStr
+
+
+class PostmarkOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    basic_auth: tuple[BasicCredential, ...] = ()
+    # The custom header (webhook `HttpHeaders`) whose value must be one of the source's secrets.
+    header: str | None = None
+
+
+class Postmark:
+    """Authentication. Postmark signs nothing. A source configures one or both of:
+    - `options.basic_auth`: `[{username, password}, ...]`, the credentials embedded in the webhook
+      URL (`https://user:pass@host/webhooks/<source>`), which arrive as `Authorization: Basic …`.
+      Several entries for rotation; any one matching is accepted.
+    - `options.header`: the name of a custom header set in the webhook's `HttpHeaders`; its accepted
+      values are the source's `secrets` (several for rotation).
+    If both are configured, both must pass. Every comparison is of SHA-256 digests with
+    `hmac.compare_digest`, over every configured credential, username and password alike, so
+    neither the content nor the length of a secret shows in the timing.
+
+    Replay. There is no timestamp and no signature over the body: a captured request can be replayed
+    and a body altered in transit would not be noticed. The protection is TLS (the webhook URL must be
+    https) and the secrecy of the credentials; consumers deduplicate on `event_id`.
+
+    `sign(body, secret, now)` (`bridge send-test`): `secret` is one or more credentials, one per line:
+    `<username>:<password>` (or `basic:<username>:<password>`) gives `Authorization: Basic …`;
+    `header:<Header-Name>:<value>` gives that header. `send_test_secret(source)` builds it from a
+    source's configuration.
+    """
+
+    name = "postmark"
+
+    def check(self, source: SourceSettings) -> object:
+        options = parse_options(PostmarkOptions, source)
+        if "tolerance_seconds" in source.model_fields_set:
+            raise ValueError("tolerance_seconds: Postmark sends no timestamp to check; remove the key")
+        if not options.basic_auth and options.header is None:
+            raise ValueError("options: Postmark does not sign; configure basic_auth, header, or both")
+        for index, credential in enumerate(options.basic_auth):
+            _check_credential(credential, f"options.basic_auth.{index}")
+        _check_header_option(options, source)
+        return options
+
+    def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
+        options = source.parsed_options
+        assert isinstance(options, PostmarkOptions), "check() runs when the source is loaded"
+        if options.basic_auth and not _basic_auth_matches(headers, options.basic_auth):
+            raise SignatureInvalid("basic auth: credentials do not match a configured username and password")
+        if options.header is not None:
+            _verify_header(headers, options.header, source.secret_values())
+
+    def normalise(self, delivery: Delivery) -> list[CanonicalEvent]:
+        payload = parse_json_object(delivery.body)
+        record_type = payload.get("RecordType")
+        if not isinstance(record_type, str) or not record_type:
+            raise PayloadInvalid("RecordType: missing or not a string")
+        event_type, provider_event = _classify(record_type, payload)
+        stated = _stated_time(record_type, payload)
+        message_id = _text(payload, "MessageID") or _text(payload, "MessageId")
+        recipient = _text(payload, "Recipient") or _text(payload, "Email")
+        event_id = _event_id(record_type, payload, (message_id, recipient, stated), delivery.body)
+        tag = _text(payload, "Tag")
+        return [
+            CanonicalEvent(
+                event_id=event_id,
+                event_type=event_type,
+                provider=self.name,
+                source=delivery.source,
+                provider_event=provider_event,
+                key=_key(event_type, message_id, recipient) or event_id,
+                occurred_at=stated or delivery.received_at,
+                received_at=delivery.received_at,
+                raw=delivery.body.decode("utf-8"),
+                message_id=message_id,
+                recipient=recipient,
+                tags=(tag,) if tag else (),
+                metadata=stringify_map(payload.get("Metadata")),
+                details=DETAILS.get(event_type, _none)(payload),
+            )
+        ]
+
+    def sign(self, body: bytes, secret: str, now: float) -> dict[str, str]:
+        lines = secret.splitlines()
+        if not lines:
+            raise NotImplementedError(f"cannot sign without a credential; {SIGN_FORMS}")
+        headers = {"Content-Type": "application/json"}
+        for line in lines:
+            name, value = _credential_header(line)
+            headers[name] = value
+        return headers
+
+    def example(self, event_type: str, now: datetime) -> bytes:
+        build = _EXAMPLES.get(event_type)
+        if build is None:
+            raise NotImplementedError(f"Postmark sends no {event_type}; examples: {', '.join(sorted(_EXAMPLES))}")
+        payload = {**build(_postmark_time(now)), "MessageStream": "outbound", "ServerID": 23}
+        return _json(payload)
+
+    def private_headers(self, source: SourceSettings) -> frozenset[str]:
+        header = source.parsed_options.header
+        return frozenset({header.lower()}) if header else frozenset()
+
+    def send_test_secret(self, source: SourceSettings) -> str:
+        """The `sign()` credential for `source`: its first basic_auth entry and its first secret."""
+        options = source.parsed_options
+        assert isinstance(options, PostmarkOptions), "check() runs when the source is loaded"
+        lines = [f"{SIGN_BASIC_PREFIX}{c.username}:{c.password.get_secret_value()}" for c in options.basic_auth[:1]]
+        if options.header is not None:
+            lines.append(f"{SIGN_HEADER_PREFIX}{options.header}:{source.secret_values()[0]}")
+        return "\n".join(lines)
+
+
+# --- configuration -------------------------------------------------------------------------------
+
+
+def _check_credential(credential: BasicCredential, key: str) -> None:
+    if ":" in credential.username:
+        raise ValueError(f"{key}.username: a Basic auth user-id cannot contain ':' (RFC 7617)")
+    if not credential.password.get_secret_value():
+        raise ValueError(f"{key}.password: empty (is its environment variable set?)")
+
+
+def _check_header_option(options: PostmarkOptions, source: SourceSettings) -> None:
+    if options.header is None:
+        if source.secrets:
+            raise ValueError("secrets: only used as the accepted values of options.header, which is not set")
+        return
+    if not HEADER_NAME.fullmatch(options.header):
+        raise ValueError(f"options.header: {options.header!r} is not an HTTP header name")
+    if options.basic_auth and options.header.lower() == AUTHORIZATION_HEADER:
+        raise ValueError("options.header: Authorization already carries basic_auth; name another header")
+    if not source.secrets:
+        raise ValueError("secrets: options.header needs at least one secret (the values it accepts)")
+    for index, secret in enumerate(source.secret_values()):
+        # HTTP strips a value's surrounding whitespace, so such a secret could never match.
+        if secret != secret.strip(" \t") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in secret):
+            raise ValueError(f"secrets.{index}: a header value cannot start or end with whitespace or hold controls")
+
+
+# --- verification --------------------------------------------------------------------------------
+
+
+def _digest(value: bytes) -> bytes:
+    # Compare fixed-length digests: compare_digest is constant-time in content, not in length.
+    return hashlib.sha256(value).digest()
+
+
+def _same(got: bytes, want: bytes) -> bool:
+    return hmac.compare_digest(_digest(got), _digest(want))
+
+
+def _same_either_form(got: bytes, want: bytes) -> bool:
+    """As sent, or percent-decoded: whether Postmark decodes a URL's `user:p%40ss` before encoding
+    it into the header is unconfirmed, so both forms of the configured (decoded) value match."""
+    return _same(got, want) | _same(unquote_to_bytes(got), want)
+
+
+def _basic_auth_matches(headers: Headers, credentials: Iterable[BasicCredential]) -> bool:
+    user, password = _basic_credentials(headers)
+    matched = False
+    for credential in credentials:  # no early exit: every credential costs the same
+        same_user = _same_either_form(user, credential.username.encode())
+        same_password = _same_either_form(password, credential.password.get_secret_value().encode())
+        matched |= same_user & same_password
+    return matched
+
+
+def _basic_credentials(headers: Headers) -> tuple[bytes, bytes]:
+    values = headers.getlist(AUTHORIZATION_HEADER)
+    if len(values) != 1:
+        raise SignatureInvalid(f"basic auth: expected one Authorization header, got {len(values)}")
+    scheme, _, token = values[0].strip().partition(" ")
+    if scheme.lower() != BASIC_SCHEME:
+        raise SignatureInvalid("basic auth: the Authorization scheme is not Basic")
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):  # ValueError: non-ASCII text
+        raise SignatureInvalid("basic auth: the credentials are not base64") from None
+    user, colon, password = decoded.partition(b":")
+    if not colon:
+        raise SignatureInvalid("basic auth: the credentials have no ':'")
+    return user, password
+
+
+def _verify_header(headers: Headers, name: str, secrets: list[str]) -> None:
+    # The header's name is configuration an attacker need not learn: it stays out of the messages.
+    values = headers.getlist(name)
+    if len(values) != 1:
+        raise SignatureInvalid(f"secret header: expected one, got {len(values)}")
+    got = values[0].strip(" \t").encode("latin-1")  # the bytes as sent; Starlette decoded them as latin-1
+    matched = False
+    for secret in secrets:
+        matched |= _same(got, secret.encode())
+    if not matched:
+        raise SignatureInvalid("secret header: the value does not match a configured secret")
+
+
+# --- sign ----------------------------------------------------------------------------------------
+
+
+def _credential_header(line: str) -> tuple[str, str]:
+    if line.startswith(SIGN_HEADER_PREFIX):
+        name, colon, value = line.removeprefix(SIGN_HEADER_PREFIX).partition(":")
+        if not colon or not HEADER_NAME.fullmatch(name):
+            raise ValueError("a header credential is 'header:<Header-Name>:<value>'")
+        return name, value
+    userinfo = line.removeprefix(SIGN_BASIC_PREFIX)
+    if ":" not in userinfo:
+        raise NotImplementedError(f"cannot sign with a bare value: a secret header's name is not in it; {SIGN_FORMS}")
+    return "Authorization", "Basic " + base64.b64encode(userinfo.encode()).decode("ascii")
+
+
+# --- payload mapping -----------------------------------------------------------------------------
+
+RECORD_TYPES = {
+    "Delivery": "message.delivered",
+    "SpamComplaint": "message.spam_complaint",
+    "Open": "message.opened",
+    "Click": "message.clicked",
+}
+
+# Postmark's bounce types (postmarkapp.com/developer/api/bounce-api#bounce-types), by meaning.
+# hard_bounced: the address itself cannot receive. soft_bounced: this delivery failed, the address
+# may still be good (temporary trouble, or the receiver refused this content/sender, as SES and
+# SparkPost class content blocks). Postmark's own `Type` is kept as `bounce_class`.
+BOUNCE_TYPES = {
+    "HardBounce": "message.hard_bounced",  # 1: unknown user, mailbox not found
+    "BadEmailAddress": "message.hard_bounced",  # 100000: not a valid address
+    "ManuallyDeactivated": "message.hard_bounced",  # 100002: address deactivated by hand
+    "Unconfirmed": "message.hard_bounced",  # 100003: registration never confirmed
+    "Transient": "message.soft_bounced",  # 2: message delayed (network trouble)
+    "DnsError": "message.soft_bounced",  # 256: temporary DNS error
+    "SoftBounce": "message.soft_bounced",  # 4096: mailbox full, account disabled, over quota
+    "SpamNotification": "message.soft_bounced",  # 512: refused by the receiver's spam filter
+    "VirusNotification": "message.soft_bounced",  # 8192: refused as virus-infected
+    "ChallengeVerification": "message.soft_bounced",  # 16384: held until the sender answers a challenge
+    "Blocked": "message.soft_bounced",  # 100006: ISP block (content, blacklisting)
+    "DMARCPolicy": "message.soft_bounced",  # 100009: rejected by the sender domain's DMARC policy
+    "Unknown": "message.soft_bounced",  # 2048: Postmark could not classify the bounce
+    "SpamComplaint": "message.spam_complaint",  # 100001: marked as spam
+    "Unsubscribe": "message.unsubscribed",  # 16: an unsubscribe/remove request came back
+    "AutoResponder": "message.auto_replied",  # 64: out-of-office and similar automatic replies
+    "AddressChange": "message.auto_replied",  # 128: an automatic "my address changed" notice
+    "SMTPApiError": "message.failed",  # 100007: Postmark's SMTP API could not accept the message
+    "TemplateRenderingFailed": "message.failed",  # 100010: the template did not render
+    # Unmapped (published raw): Subscribe (32), OpenRelayTest (1024), InboundError (100008).
+}
+
+# SubscriptionChange with SuppressSending true: who and why, when it is not the recipient's
+# own unsubscribe (ManualSuppression with Origin Recipient).
+NOT_UNSUBSCRIBES = frozenset({"HardBounce", "SpamComplaint"})
+NOT_RECIPIENT_ORIGINS = frozenset({"Customer", "Admin"})
+
+# When each record type says it happened.
+TIME_FIELDS = {
+    "Delivery": "DeliveredAt",
+    "Bounce": "BouncedAt",
+    "SpamComplaint": "BouncedAt",
+    "Open": "ReceivedAt",
+    "Click": "ReceivedAt",
+    "SubscriptionChange": "ChangedAt",
+}
+BOUNCE_RECORDS = frozenset({"Bounce", "SpamComplaint"})
+SUPPRESSION_TYPES = frozenset({"suppression.added", "suppression.removed"})
+
+
+def _classify(record_type: str, payload: Payload) -> tuple[str, str]:
+    """(canonical type, provider_event). Bounces name their Type: `Bounce/HardBounce`."""
+    if record_type == "Bounce":
+        bounce_type = _text(payload, "Type") or ""
+        return BOUNCE_TYPES.get(bounce_type, UNMAPPED), f"Bounce/{bounce_type}" if bounce_type else "Bounce"
+    if record_type == "SubscriptionChange":
+        return _subscription_change(payload), record_type
+    return RECORD_TYPES.get(record_type, UNMAPPED), record_type
+
+
+def _subscription_change(payload: Payload) -> str:
+    """A change to the stream's suppression list: a reactivation, a recipient's unsubscribe, or a
+    suppression for another reason (hard bounce, complaint, the sender's own manual suppression)."""
+    suppress = _flag(payload, "SuppressSending")
+    if suppress is None:
+        raise PayloadInvalid("SuppressSending: expected true or false")
+    if not suppress:
+        return "suppression.removed"
+    reason, origin = _text(payload, "SuppressionReason"), _text(payload, "Origin")
+    if reason in NOT_UNSUBSCRIBES or origin in NOT_RECIPIENT_ORIGINS:
+        return "suppression.added"
+    return "message.unsubscribed"
+
+
+def _stated_time(record_type: str, payload: Payload) -> datetime | None:
+    """The record's own time; a record type we do not know may carry any of the known fields."""
+    field = TIME_FIELDS.get(record_type)
+    if field is not None:
+        return parse_timestamp(payload.get(field), field)
+    present = [name for name in dict.fromkeys(TIME_FIELDS.values()) if payload.get(name) is not None]
+    return parse_timestamp(payload[present[0]], present[0]) if present else None
+
+
+def _event_id(
+    record_type: str, payload: Payload, about: tuple[str | None, str | None, datetime | None], body: bytes
+) -> str:
+    """Postmark has no event id. Bounces and complaints have their bounce `ID`; anything else is
+    `<RecordType>:<MessageID>:<recipient>:<time, UTC>`, the same for every retry of a record."""
+    bounce_id = payload.get("ID")
+    if record_type in BOUNCE_RECORDS and _is_id(bounce_id):
+        return f"{record_type}:{bounce_id}"
+    message_id, recipient, stated = about
+    if stated is None:  # nothing stable to build on but the bytes
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+    return f"{record_type}:{message_id or ''}:{recipient or ''}:{stated.astimezone(UTC).isoformat()}"
+
+
+def _key(event_type: str, message_id: str | None, recipient: str | None) -> str | None:
+    # Suppression records are about an address, and keyed by it (schemas/suppression.*.avsc).
+    if event_type in SUPPRESSION_TYPES:
+        return recipient
+    return message_id or recipient
+
+
+def _is_id(value: object) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and value != "")
+
+
+def _text(payload: Payload, name: str) -> str | None:
+    return optional_str(payload.get(name))
+
+
+def _flag(payload: Payload, name: str) -> bool | None:
+    value = payload.get(name)
+    if isinstance(value, str):  # unconfirmed: accept "true"/"false" as well as JSON booleans
+        return {"true": True, "false": False}.get(value.strip().lower())
+    return value if isinstance(value, bool) else None
+
+
+def _object(payload: Payload, name: str) -> Payload:
+    value = payload.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _none(payload: Payload) -> Details:
+    return {}
+
+
+def _smtp(payload: Payload) -> Details:
+    """`Details` whole as the SMTP response, and its codes where it starts with a reply."""
+    response = _text(payload, "Details")
+    reply = SMTP_REPLY.match(response or "")
+    return {
+        "smtp_status_code": int(reply.group(1)) if reply else None,
+        "smtp_enhanced_status_code": reply.group(2) if reply else None,
+        "smtp_response": response,
+    }
+
+
+def _delivered(payload: Payload) -> Details:
+    return {"reason": None, **_smtp(payload), "session_id": None}
+
+
+def _bounced(payload: Payload) -> Details:
+    return {"reason": _text(payload, "Description"), **_smtp(payload), "bounce_class": _text(payload, "Type")}
+
+
+def _failed(payload: Payload) -> Details:
+    return {"reason": _text(payload, "Description"), **_smtp(payload), "error_code": _text(payload, "Type")}
+
+
+def _opened(payload: Payload) -> Details:
+    return {
+        "subject": _text(payload, "Subject"),
+        "first": _flag(payload, "FirstOpen"),
+        "user_agent": _text(payload, "UserAgent"),
+        "client_name": _text(_object(payload, "Client"), "Name"),
+        "client_type": _text(payload, "Platform"),  # WebMail, Desktop, Mobile, Unknown
+        "device_type": None,
+        "is_bot": None,
+        "ip": _text(_object(payload, "Geo"), "IP"),
+    }
+
+
+def _clicked(payload: Payload) -> Details:
+    return {**_opened(payload), "url": _text(payload, "OriginalLink"), "link_index": None}
+
+
+def _suppression(payload: Payload) -> Details:
+    return {
+        "suppression_type": "email",
+        "value": _text(payload, "Recipient"),
+        "reason": _text(payload, "SuppressionReason"),
+    }
+
+
+DETAILS: dict[str, Callable[[Payload], Details]] = {
+    "message.delivered": _delivered,
+    "message.hard_bounced": _bounced,
+    "message.soft_bounced": _bounced,
+    "message.failed": _failed,
+    "message.opened": _opened,
+    "message.clicked": _clicked,
+    "suppression.added": _suppression,
+    "suppression.removed": _suppression,
+}
+
+
+# --- example() -----------------------------------------------------------------------------------
+
+
+def _postmark_time(now: datetime) -> str:
+    """Postmark's form: UTC, seven fractional digits, `Z` ("2019-11-05T16:33:54.9070259Z")."""
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+def _json(payload: Payload) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _message(**fields: Any) -> Payload:
+    return {
+        "MessageID": str(uuid.uuid4()),
+        "Tag": "send-test",
+        "Metadata": {"sent_by": "bridge send-test"},
+        **fields,
+    }
+
+
+def _bounce(bounce_type: str, type_code: int, details: str, record_type: str = "Bounce") -> Callable[[str], Payload]:
+    def build(when: str) -> Payload:
+        return _message(
+            RecordType=record_type,
+            ID=uuid.uuid4().int >> 66,  # Postmark's bounce ids are 64-bit integers
+            Type=bounce_type,
+            TypeCode=type_code,
+            Details=details,
+            Email="user@example.com",
+            From="sender@example.com",
+            BouncedAt=when,
+            Subject="Hello from bridge send-test",
+        )
+
+    return build
+
+
+def _tracking(record_type: str, **fields: Any) -> Callable[[str], Payload]:
+    def build(when: str) -> Payload:
+        return _message(
+            RecordType=record_type,
+            Recipient="user@example.com",
+            ReceivedAt=when,
+            Platform="Desktop",
+            UserAgent="Mozilla/5.0 (bridge send-test)",
+            Client={"Name": "Chrome 120.0", "Company": "Google", "Family": "Chrome"},
+            OS={"Name": "macOS 14", "Company": "Apple", "Family": "macOS"},
+            Geo={"CountryISOCode": "NL", "Country": "Netherlands", "IP": "192.0.2.1"},
+            **fields,
+        )
+
+    return build
+
+
+def _change(suppress: bool, reason: str) -> Callable[[str], Payload]:
+    def build(when: str) -> Payload:
+        return _message(
+            RecordType="SubscriptionChange",
+            Recipient="user@example.com",
+            ChangedAt=when,
+            Origin="Recipient",
+            SuppressSending=suppress,
+            SuppressionReason=reason,
+        )
+
+    return build
+
+
+_EXAMPLES: dict[str, Callable[[str], Payload]] = {
+    "message.delivered": lambda when: _message(
+        RecordType="Delivery", Recipient="user@example.com", DeliveredAt=when, Details="smtp;250 2.0.0 OK"
+    ),
+    "message.hard_bounced": _bounce("HardBounce", 1, "smtp;550 5.1.1 The email account does not exist."),
+    "message.soft_bounced": _bounce("SoftBounce", 4096, "smtp;452 4.2.2 The email account is over quota."),
+    "message.spam_complaint": _bounce("SpamComplaint", 100001, "", record_type="SpamComplaint"),
+    "message.auto_replied": _bounce("AutoResponder", 64, "Out of office until Monday."),
+    "message.failed": _bounce("TemplateRenderingFailed", 100010, "The template did not render."),
+    "message.opened": _tracking("Open", FirstOpen=True, ReadSeconds=5),
+    "message.clicked": _tracking("Click", ClickLocation="HTML", OriginalLink="https://example.com/welcome"),
+    "message.unsubscribed": _change(True, "ManualSuppression"),
+    "suppression.added": _change(True, "HardBounce"),
+    "suppression.removed": _change(False, "HardBounce"),
+}
+
+# The canonical types `example()` can build: what Postmark sends that has a canonical name.
+EXAMPLE_TYPES = tuple(_EXAMPLES)

@@ -1,0 +1,344 @@
+"""SendAPI (sendapi.co): `sha256=<hex>` HMAC-SHA256 of the raw body; email, SMS and WhatsApp events (spec §3)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from starlette.datastructures import Headers
+
+from bridge.errors import PayloadInvalid, SignatureInvalid
+from bridge.events import CHANNELS, UNMAPPED, CanonicalEvent, Delivery
+from bridge.providers.base import (
+    NoOptions,
+    parse_json_object,
+    parse_options,
+    parse_timestamp,
+    require_secrets,
+    stringify_map,
+)
+from bridge.settings import SourceSettings
+
+SIGNATURE_HEADER = "x-sendapi-signature"
+SIGNATURE_PREFIX = "sha256="
+HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+SECRET_PREFIX = "whsec_"
+# [U] a hex-decoded key is only tried for a hex secret of at least 128 bits, never for short ones.
+HEX_SECRET = re.compile(r"(?:[0-9a-fA-F]{2}){16,}")
+TOLERANCE_KEY = "tolerance_seconds"
+BOUNCE_EVENT = "email.bounced"
+SOFT_BOUNCE_TYPES = frozenset({"soft"})
+# "550 5.1.1 User unknown": the SMTP reply code and, if present, the enhanced status code.
+SMTP_REPLY = re.compile(r"([245][0-9]{2})(?:[ -]([245]\.[0-9]{1,3}\.[0-9]{1,3}))?\b")
+DEFAULT_CHANNEL = "email"
+
+Data = dict[str, Any]
+Details = dict[str, Any]
+
+
+class SendAPI:
+    name = "sendapi"
+
+    def check(self, source: SourceSettings) -> object:
+        require_secrets(source)
+        if TOLERANCE_KEY in source.model_fields_set:
+            # Refused rather than ignored: an operator who sets it expects a replay window we cannot give.
+            raise ValueError(f"{TOLERANCE_KEY}: SendAPI signs no timestamp, so there is no window to apply it to")
+        return parse_options(NoOptions, source)
+
+    def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
+        signature = _signature(headers)
+        keys = [key for secret in source.secret_values() for key in _keys(secret)]
+        if not any(hmac.compare_digest(_digest(key, body), signature) for key in keys):
+            raise SignatureInvalid("X-SendAPI-Signature matches no configured secret")
+
+    def normalise(self, delivery: Delivery) -> list[CanonicalEvent]:
+        payload = parse_json_object(delivery.body)
+        event, data = _envelope(payload)
+        event_type = _event_type(event, data)
+        message_id = _message_id(event, data)
+        event_id = _event_id(event, payload, data, delivery.body)
+        return [
+            CanonicalEvent(
+                event_id=event_id,
+                event_type=event_type,
+                provider=self.name,
+                source=delivery.source,
+                provider_event=event,
+                key=message_id or _text(data, "verification_id") or _text(data, "session_id") or event_id,
+                occurred_at=_occurred_at(payload, data),
+                received_at=delivery.received_at,
+                raw=delivery.body.decode("utf-8"),
+                channel=_channel(event, data),
+                message_id=message_id,
+                recipient=_text(data, "to"),
+                metadata=stringify_map(data.get("metadata")),
+                details=DETAILS.get(event_type, _none)(data),
+            )
+        ]
+
+    def sign(self, body: bytes, secret: str, now: float) -> dict[str, str]:
+        # Nothing but the body is signed: `now` has no place in SendAPI's scheme.
+        return {
+            "X-SendAPI-Signature": SIGNATURE_PREFIX + _digest(secret.encode(), body),
+            "Content-Type": "application/json",
+        }
+
+    def example(self, event_type: str, now: datetime) -> bytes:
+        """`event_type` is a SendAPI event name (`sms.sent`) or a canonical type (`message.hard_bounced`)."""
+        event, overrides = EXAMPLE_FOR.get(event_type, (event_type, {}))
+        stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
+        fields = {**_EXAMPLE_FIELDS.get(event, {}), **overrides}
+        data = {**_example_subject(event), **{key: stamp if value is NOW else value for key, value in fields.items()}}
+        envelope = {"event": event, "timestamp": stamp, "data": data}
+        return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# --- Verification ----------------------------------------------------------------------------------
+
+
+def _signature(headers: Headers) -> str:
+    values = headers.getlist(SIGNATURE_HEADER)
+    if len(values) != 1:
+        raise SignatureInvalid(f"expected one {SIGNATURE_HEADER} header, got {len(values)}")
+    value = values[0].strip()
+    digest = value.removeprefix(SIGNATURE_PREFIX)
+    if digest == value or not HEX_DIGEST.fullmatch(digest):
+        raise SignatureInvalid("X-SendAPI-Signature is not sha256=<64 hex digits>")
+    return digest.lower()
+
+
+def _keys(secret: str) -> list[bytes]:
+    """The documented key, the whole `whsec_…` string as UTF-8; and, since the docs do not say
+    [U], the hex-decoded part after `whsec_` where that is hex (the documented secret's shape)."""
+    keys = [secret.encode()]
+    suffix = secret.removeprefix(SECRET_PREFIX)
+    if suffix != secret and HEX_SECRET.fullmatch(suffix):
+        keys.append(bytes.fromhex(suffix))
+    return keys
+
+
+def _digest(key: bytes, body: bytes) -> str:
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+# --- Payload mapping (events.md, SendAPI column) ----------------------------------------------------
+
+MAPPED = {
+    "email.sent": "message.sent",
+    "sms.sent": "message.sent",
+    "message.sent": "message.sent",
+    "email.delivered": "message.delivered",
+    "sms.delivered": "message.delivered",
+    "message.delivered": "message.delivered",
+    "email.complained": "message.spam_complaint",
+    "sms.failed": "message.failed",
+    "message.failed": "message.failed",
+    "email.opened": "message.opened",
+    "email.clicked": "message.clicked",
+    "message.read": "message.read",
+    "message.received": "message.inbound",
+    "session.disconnected": "session.disconnected",
+    "verify.completed": "verification.completed",
+    "verify.expired": "verification.expired",
+}
+# Events that happen at most once for the thing they are about, so "<event>:<id>" identifies them.
+# Opens, clicks, bounces (soft, then hard), disconnections and events we do not know can repeat:
+# their id adds the time.
+ONCE_PER_SUBJECT = MAPPED.keys() - {"email.opened", "email.clicked", "session.disconnected"}
+SUBJECT_FIELDS = ("id", "message_id", "verification_id", "session_id")
+# WhatsApp runs over sessions; verification codes go by SMS unless `data.channel` says otherwise.
+CHANNEL_BY_PREFIX = {"email": "email", "sms": "sms", "verify": "sms", "message": "whatsapp", "session": "whatsapp"}
+CHANNEL_STATED = frozenset({"verify"})
+
+
+def _envelope(payload: Data) -> tuple[str, Data]:
+    event, data = payload.get("event"), payload.get("data")
+    if not isinstance(event, str) or not event:
+        raise PayloadInvalid("event: missing or not a string")
+    if not isinstance(data, dict):
+        raise PayloadInvalid("data: missing or not an object")
+    return event, data
+
+
+def _event_type(event: str, data: Data) -> str:
+    if event == BOUNCE_EVENT:
+        bounce_type = (_text(data, "bounce_type") or "").lower()
+        return "message.soft_bounced" if bounce_type in SOFT_BOUNCE_TYPES else "message.hard_bounced"
+    return MAPPED.get(event, UNMAPPED)
+
+
+def _channel(event: str, data: Data) -> str:
+    prefix = event.partition(".")[0]
+    stated = (_text(data, "channel") or "").lower()
+    if stated in CHANNELS and (prefix in CHANNEL_STATED or prefix not in CHANNEL_BY_PREFIX):
+        return stated
+    return CHANNEL_BY_PREFIX.get(prefix, DEFAULT_CHANNEL)
+
+
+def _message_id(event: str, data: Data) -> str | None:
+    # Email and SMS events name their message `id`; WhatsApp's `message_id`.
+    if event.startswith(("email.", "sms.")):
+        return _text(data, "id") or _text(data, "message_id")
+    return _text(data, "message_id")
+
+
+def _event_id(event: str, payload: Data, data: Data, body: bytes) -> str:
+    """No event id is documented [U]: derived from what the event is about, so retries share it."""
+    subject = next((value for name in SUBJECT_FIELDS if (value := _text(data, name))), None)
+    if subject is None:
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+    if event in ONCE_PER_SUBJECT:
+        return f"{event}:{subject}"
+    # The event's own time first: the envelope's may be the sending time (undocumented). Link
+    # scanners click every link in the same second, so a click's id names its URL too.
+    when = data[field] if (field := _time_field(data)) else payload.get("timestamp")
+    return ":".join([event, subject, str(when), *filter(None, [_text(data, "url")])])
+
+
+def _occurred_at(payload: Data, data: Data) -> datetime:
+    if payload.get("timestamp") is not None:
+        return parse_timestamp(payload["timestamp"], "timestamp")
+    field = _time_field(data)
+    if field is None:
+        raise PayloadInvalid("timestamp: missing, and data has no *_at time")
+    return parse_timestamp(data[field], f"data.{field}")
+
+
+def _time_field(data: Data) -> str | None:
+    """The event's own time (`bounced_at`, `read_at`, …): the first `*_at` field of data."""
+    return next((name for name in data if name.endswith("_at") and data[name] is not None), None)
+
+
+def _text(data: Data, name: str) -> str | None:
+    value = data.get(name)
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "" else None
+
+
+def _none(data: Data) -> Details:
+    return {}
+
+
+def _smtp(data: Data, reason: str | None) -> Details:
+    """An `error` that is an SMTP reply goes to the smtp_* fields; any other text is the reason."""
+    error = _text(data, "error")
+    reply = SMTP_REPLY.match(error or "")
+    return {
+        "reason": reason if reply else reason or error,
+        "smtp_status_code": int(reply[1]) if reply else None,
+        "smtp_enhanced_status_code": reply[2] if reply else None,
+        "smtp_response": error if reply else None,
+    }
+
+
+def _bounced(data: Data) -> Details:
+    return {**_smtp(data, None), "bounce_class": _text(data, "bounce_type")}
+
+
+def _failed(data: Data) -> Details:
+    reason = _text(data, "error_message") or _text(data, "reason")
+    return {**_smtp(data, reason), "error_code": _text(data, "error_code")}
+
+
+def _inbound(data: Data) -> Details:
+    to = _text(data, "to")
+    return {
+        "subject": None,
+        "from_address": _text(data, "from"),
+        "to": [to] if to else [],
+        "route": None,
+        "is_spam": None,
+        "spam_score": None,
+        "session_id": _text(data, "session_id"),
+    }
+
+
+def _opened(data: Data) -> Details:
+    return {
+        "subject": _text(data, "subject"),
+        "first": None,
+        "user_agent": None,
+        "client_name": None,
+        "client_type": None,
+        "device_type": None,
+        "is_bot": None,
+        "ip": None,
+    }
+
+
+DETAILS: dict[str, Callable[[Data], Details]] = {
+    "message.sent": lambda data: {"subject": _text(data, "subject"), "session_id": _text(data, "session_id")},
+    "message.delivered": lambda data: {**_smtp(data, None), "session_id": _text(data, "session_id")},
+    "message.hard_bounced": _bounced,
+    "message.soft_bounced": _bounced,
+    "message.spam_complaint": lambda data: {"feedback_type": _text(data, "feedback_type")},
+    "message.failed": _failed,
+    "message.opened": _opened,
+    "message.clicked": lambda data: {**_opened(data), "url": _text(data, "url"), "link_index": None},
+    "message.read": lambda data: {"session_id": _text(data, "session_id")},
+    "message.inbound": _inbound,
+    "session.disconnected": lambda data: {"session_id": _text(data, "session_id"), "reason": _text(data, "reason")},
+    "verification.completed": lambda data: {"verification_id": _text(data, "verification_id")},
+    "verification.expired": lambda data: {"verification_id": _text(data, "verification_id")},
+}
+
+
+# --- Examples for `bridge send-test`: the documented fields of each event (spec §3) -----------------
+
+NOW = object()  # replaced by the example's time
+PHONE = "+15555550123"
+_EXAMPLE_FIELDS: dict[str, dict[str, Any]] = {
+    "email.sent": {"to": "user@example.com", "subject": "Hello from bridge send-test", "sent_at": NOW},
+    "email.delivered": {"to": "user@example.com", "delivered_at": NOW},
+    "email.opened": {"to": "user@example.com", "opened_at": NOW},
+    "email.clicked": {"to": "user@example.com", "url": "https://example.com/welcome", "clicked_at": NOW},
+    "email.bounced": {
+        "to": "user@example.com",
+        "bounce_type": "hard",
+        "error": "550 5.1.1 User unknown",
+        "bounced_at": NOW,
+    },
+    "email.complained": {"to": "user@example.com", "complained_at": NOW},
+    "sms.sent": {"to": PHONE, "segments": 1, "provider": "send-test", "cost_usd": 0.0079},
+    "sms.delivered": {"to": PHONE, "delivered_at": NOW},
+    "sms.failed": {"to": PHONE, "error_code": "30003", "error_message": "Unreachable destination handset"},
+    "verify.completed": {"to": PHONE, "channel": "sms", "verified_at": NOW},
+    "verify.expired": {"to": PHONE, "channel": "sms", "expired_at": NOW},
+    "message.received": {"from": PHONE, "type": "text", "content": {"body": "Hi from send-test"}, "received_at": NOW},
+    "message.sent": {"to": PHONE, "type": "text", "status": "sent"},
+    "message.delivered": {"delivered_at": NOW},
+    "message.read": {"read_at": NOW},
+    "message.failed": {"to": PHONE, "error_code": "131026", "error_message": "Message undeliverable"},
+    "session.disconnected": {"reason": "logged_out"},
+}
+# Canonical types whose SendAPI event has another name.
+EXAMPLE_FOR: dict[str, tuple[str, dict[str, Any]]] = {
+    "message.hard_bounced": ("email.bounced", {}),
+    "message.soft_bounced": ("email.bounced", {"bounce_type": "soft", "error": "452 4.2.2 Mailbox full"}),
+    "message.spam_complaint": ("email.complained", {}),
+    "message.opened": ("email.opened", {}),
+    "message.clicked": ("email.clicked", {}),
+    "message.inbound": ("message.received", {}),
+    "verification.completed": ("verify.completed", {}),
+    "verification.expired": ("verify.expired", {}),
+}
+
+
+def _example_subject(event: str) -> Data:
+    """A fresh id of the kind the event is about, so every example is a new event."""
+    fresh = uuid.uuid4().hex
+    prefix = event.partition(".")[0]
+    subjects = {
+        "email": {"id": f"eml_{fresh}"},
+        "sms": {"id": f"sms_{fresh}"},
+        "verify": {"verification_id": f"ver_{fresh}"},
+        "message": {"message_id": f"wamid_{fresh}", "session_id": "sess_send_test"},
+        "session": {"session_id": f"sess_{fresh}"},
+    }
+    return subjects.get(prefix, {"id": fresh})

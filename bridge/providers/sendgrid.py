@@ -1,0 +1,473 @@
+"""SendGrid Event Webhook: ECDSA P-256 over `timestamp + body`, a JSON array of events (spec §4.3)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
+
+from bridge.errors import PayloadInvalid, SignatureInvalid, StaleTimestamp
+from bridge.events import UNMAPPED, CanonicalEvent, Delivery
+from bridge.providers.base import optional_str, parse_options, stringify_map
+from bridge.settings import SourceSettings
+
+SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
+TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp"
+DIGITS = re.compile(r"[0-9]{1,16}")
+PEM_ARMOUR = re.compile(r"-----(?:BEGIN|END) ([A-Z0-9 ]+)-----")
+PUBLIC_KEY_LABELS = frozenset({"PUBLIC KEY"})
+PRIVATE_KEY_LABELS = frozenset({"PRIVATE KEY", "EC PRIVATE KEY"})
+# An SMTP reply as SendGrid quotes it in `response`/`reason`: "550 5.1.1 No such user", "250 OK".
+SMTP_REPLY = re.compile(r"\s*([2-5][0-9]{2})(?:[ -]+([2-5]\.[0-9]{1,3}\.[0-9]{1,3}))?(?![0-9.])")
+# A `timestamp` this large is milliseconds (1973 in ms, year 5138 in s): the docs' Single Send
+# example carries one (1591726752372); every other example is seconds.
+MILLISECONDS_FROM = 10**11
+MAX_INT = 2**31 - 1  # Avro int
+ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+NO_SIGNING_KEY = (
+    "signing needs a P-256 private key (base64 DER PKCS#8) as the source's first secret; SendGrid keeps its "
+    "own, so use a test key pair whose public half is in options.public_keys"
+)
+
+Event = dict[str, Any]
+Details = dict[str, Any]
+
+
+class SendGridOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The Signed Event Webhook's verification keys (base64 DER SubjectPublicKeyInfo, as the
+    # console and `GET /v3/user/webhooks/event/settings/signed` show them; PEM also accepted).
+    # Several during a rotation: a delivery verified by any of them is accepted.
+    public_keys: list[str] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class SendGridKeys:
+    """What `check` makes of the options once, at start-up: the loaded verification keys."""
+
+    public_keys: tuple[ec.EllipticCurvePublicKey, ...]
+
+
+class SendGrid:
+    """`secrets` are not used to verify (SendGrid signs with a private key it keeps). A source may
+    carry one for `bridge send-test` only: a P-256 private key, base64 DER PKCS#8 (or PEM), whose
+    public half is in `options.public_keys`."""
+
+    name = "sendgrid"
+
+    def check(self, source: SourceSettings) -> object:
+        options = parse_options(SendGridOptions, source)
+        keys = tuple(
+            _public_key(text, f"options.public_keys.{index}") for index, text in enumerate(options.public_keys)
+        )
+        for index, secret in enumerate(source.secret_values()):
+            _private_key(secret, f"secrets.{index}")
+        return SendGridKeys(keys)
+
+    def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
+        keys: SendGridKeys = source.parsed_options
+        signature = _signature(_single(headers, SIGNATURE_HEADER))
+        timestamp = _single(headers, TIMESTAMP_HEADER)
+        if not DIGITS.fullmatch(timestamp):
+            raise SignatureInvalid("the signed timestamp is not a number of seconds")
+        signed = timestamp.encode() + body  # no separator; the body's trailing CRLF is signed too
+        if not any(_signed_by(key, signature, signed) for key in keys.public_keys):
+            raise SignatureInvalid("the signature matches no configured public key")
+        age = int(now) - int(timestamp)
+        if abs(age) > source.tolerance_seconds:
+            raise StaleTimestamp(f"signed {age} s ago; tolerance is {source.tolerance_seconds} s")
+
+    def normalise(self, delivery: Delivery) -> list[CanonicalEvent]:
+        return [self._event(event, delivery) for event in _parse_batch(delivery.body)]
+
+    def sign(self, body: bytes, secret: str, now: float) -> dict[str, str]:
+        if not secret:
+            raise ValueError(NO_SIGNING_KEY)
+        timestamp = str(int(now))
+        signature = _private_key(secret, "secret").sign(timestamp.encode() + body, ECDSA_SHA256)
+        return {
+            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+            "Content-Type": "application/json",
+        }
+
+    def example(self, event_type: str, now: datetime) -> bytes:
+        fields = _EXAMPLES.get(event_type)
+        if fields is None:
+            raise NotImplementedError(
+                f"SendGrid sends no event that maps to {event_type}; it can send {', '.join(_EXAMPLES)}"
+            )
+        message = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        event = {
+            "email": "user@example.com",
+            "timestamp": int(now.timestamp()),
+            "smtp-id": f"<{message}@ismtpd-send-test>",
+            "sg_event_id": base64.urlsafe_b64encode(secrets.token_bytes(24)).decode(),
+            "sg_message_id": f"{message}.recvd-send-test-1-{int(now.timestamp()):X}-0.0",
+            "category": ["send-test"],
+            "sent_by": "bridge send-test",  # a custom arg, as v3 Mail Send's custom_args arrive
+            **fields,
+        }
+        # SendGrid's bodies end in CRLF (the SDK's test vector); so do ours.
+        return json.dumps([event], ensure_ascii=False, separators=(",", ":")).encode() + b"\r\n"
+
+    def _event(self, event: Event, delivery: Delivery) -> CanonicalEvent:
+        name = event["event"]
+        event_type = _event_type(event)
+        raw = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+        message_id = _message_id(event)
+        recipient = optional_str(event.get("email"))
+        event_id = optional_str(event.get("sg_event_id")) or _derived_id(raw)
+        return CanonicalEvent(
+            event_id=event_id,
+            event_type=event_type,
+            provider=self.name,
+            source=delivery.source,
+            provider_event=name,
+            key=message_id or recipient or event_id,
+            occurred_at=_occurred_at(event.get("timestamp")),
+            received_at=delivery.received_at,
+            raw=raw,
+            message_id=message_id,
+            recipient=recipient,
+            attempt=_count(event.get("attempt")),
+            tags=_tags(event.get("category")),
+            metadata=_metadata(event),
+            details=DETAILS.get(event_type, _none)(event),
+        )
+
+
+# --- verification ---------------------------------------------------------------------------------
+
+
+def _single(headers: Headers, name: str) -> str:
+    values = headers.getlist(name)
+    if not values:
+        raise SignatureInvalid(f"missing header {name}")
+    if len(values) > 1:
+        raise SignatureInvalid(f"header {name} appears {len(values)} times")
+    return values[0]
+
+
+def _signature(header: str) -> bytes:
+    try:
+        return base64.b64decode(header, validate=True)
+    except ValueError:  # binascii.Error, or non-ASCII text
+        raise SignatureInvalid("the signature header is not base64") from None
+
+
+def _signed_by(key: ec.EllipticCurvePublicKey, signature: bytes, signed: bytes) -> bool:
+    # ECDSA verification has no secret to leak by timing, so no compare_digest here.
+    try:
+        key.verify(signature, signed, ECDSA_SHA256)
+    except InvalidSignature:  # also what a malformed DER signature raises
+        return False
+    return True
+
+
+def _der(text: str, labels: frozenset[str], where: str) -> bytes:
+    """Base64 DER, with or without PEM armour: a pasted PEM works even with its newlines lost."""
+    found = set(PEM_ARMOUR.findall(text))
+    if found - labels:
+        raise ValueError(f"{where}: a PEM block of {', '.join(sorted(found))}, expected {' or '.join(sorted(labels))}")
+    try:
+        return base64.b64decode("".join(PEM_ARMOUR.sub("", text).split()), validate=True)
+    except ValueError:
+        raise ValueError(f"{where}: not base64") from None
+
+
+def _public_key(text: str, where: str) -> ec.EllipticCurvePublicKey:
+    der = _der(text, PUBLIC_KEY_LABELS, where)
+    try:
+        key = serialization.load_der_public_key(der)
+    except (ValueError, UnsupportedAlgorithm):
+        raise ValueError(f"{where}: base64, but not a DER SubjectPublicKeyInfo") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError(f"{where}: not a P-256 (secp256r1) key, which is what SendGrid signs with")
+    return key
+
+
+def _private_key(text: str, where: str) -> ec.EllipticCurvePrivateKey:
+    der = _der(text, PRIVATE_KEY_LABELS, where)
+    try:
+        key = serialization.load_der_private_key(der, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # TypeError: an encrypted key
+        raise ValueError(f"{where}: base64, but not an unencrypted DER PKCS#8 private key") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError(f"{where}: not a P-256 (secp256r1) private key")
+    return key
+
+
+# --- payload --------------------------------------------------------------------------------------
+
+
+def _parse_batch(body: bytes) -> list[Event]:
+    """The body as a JSON array of events, each an object with an `event` name and a `timestamp`.
+
+    One bad element dead-letters the whole delivery: the dead-letter topic keeps bodies whole, so
+    the batch can be replayed after a fix, and publishing the rest would split it.
+    """
+    try:
+        value = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError as error:
+        raise PayloadInvalid(f"body is not UTF-8: {error}") from None
+    except json.JSONDecodeError as error:
+        raise PayloadInvalid(f"body is not JSON: {error}") from None
+    if not isinstance(value, list):
+        raise PayloadInvalid(f"body is JSON {type(value).__name__}, expected an array of events")
+    for index, event in enumerate(value):
+        if not isinstance(event, dict):
+            raise PayloadInvalid(f"{index}: event is JSON {type(event).__name__}, expected an object")
+        if not isinstance(event.get("event"), str) or not event["event"]:
+            raise PayloadInvalid(f"{index}.event: missing or not a string")
+        _occurred_at(event.get("timestamp"), f"{index}.timestamp")
+    return value
+
+
+def _no_constant(name: str) -> None:
+    # json.loads takes NaN and Infinity, which json.dumps would write back into `raw` as non-JSON.
+    raise PayloadInvalid(f"body is not JSON: {name} is not a JSON number")
+
+
+def _occurred_at(value: object, field: str = "timestamp") -> datetime:
+    """Unix time, a number or a string of digits (the docs show both); milliseconds where huge."""
+    if isinstance(value, str) and DIGITS.fullmatch(value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise PayloadInvalid(f"{field}: expected unix time in seconds, got {value!r}")
+    try:
+        return datetime.fromtimestamp(value / 1000 if value >= MILLISECONDS_FROM else value, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise PayloadInvalid(f"{field}: unix time out of range: {value!r}") from None
+
+
+def _derived_id(raw: str) -> str:
+    # surrogatepass: a JSON "\ud800" escape must not crash here; the Avro encoder dead-letters it.
+    return "sha256:" + hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _message_id(event: Event) -> str | None:
+    """The X-Message-Id that Mail Send returned: `sg_message_id` up to its first ".".
+
+    sg_message_id is "<X-Message-Id>.<filter/recvd host and time>"; the prefix is what a sender
+    stored at send time, and it is the same for every event of the message.
+    """
+    value = event.get("sg_message_id")
+    if not isinstance(value, str):
+        return None
+    return value.strip().split(".", 1)[0] or None
+
+
+def _count(value: object) -> int | None:
+    """A positive Avro int, from a number or a string of digits (`attempt` arrives as "5")."""
+    if isinstance(value, str) and DIGITS.fullmatch(value):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_INT:
+        return value
+    return None
+
+
+def _tags(category: object) -> tuple[str, ...]:
+    """`category` arrives as sent: one string, or an array of them."""
+    items = category if isinstance(category, list) else [category]
+    return tuple(item for item in items if isinstance(item, str) and item)
+
+
+# Fields SendGrid itself sets (Event Webhook reference, django-anymail's list, Marketing Campaigns
+# and Single Send fields). Everything else in an event is a custom (unique) argument.
+SENDGRID_FIELDS = frozenset(
+    {
+        "asm_group_id", "attempt", "bounce_classification", "category", "cert_err", "domain", "email",
+        "event", "from", "ip", "marketing_campaign_id", "marketing_campaign_name",
+        "marketing_campaign_split_id", "marketing_campaign_version", "mc_stats", "newsletter",
+        "nlvx_campaign_id", "nlvx_campaign_split_id", "nlvx_user_id", "phase_id", "pool", "post_type",
+        "reason", "response", "send_at", "sg_content_type", "sg_event_id", "sg_machine_open",
+        "sg_message_id", "sg_template_id", "sg_template_name", "sg_user_id", "singlesend_id",
+        "singlesend_name", "smtp-id", "status", "template_hash", "template_id", "template_version_id",
+        "timestamp", "tls", "type", "url", "url_offset", "useragent",
+    }
+)  # fmt: skip
+NESTED_ARGUMENTS = ("unique_args", "custom_args")
+
+
+def _metadata(event: Event) -> dict[str, str]:
+    """Custom arguments, stringified. SendGrid merges them into the event; the reference's
+    property table also names `unique_args`/`custom_args` objects, so those are read too."""
+    merged: dict[str, Any] = {}
+    for name in NESTED_ARGUMENTS:
+        nested = event.get(name)
+        merged |= nested if isinstance(nested, dict) else {}
+    skip = SENDGRID_FIELDS | set(NESTED_ARGUMENTS)
+    merged |= {key: value for key, value in event.items() if key not in skip}
+    return stringify_map(merged)
+
+
+# --- mapping (events.md, SendGrid column) ----------------------------------------------------------
+
+EVENT_TYPES = {
+    "processed": "message.created",
+    "delivered": "message.delivered",
+    "deferred": "message.deferred",
+    "dropped": "message.failed",
+    "spamreport": "message.spam_complaint",
+    "open": "message.opened",
+    "click": "message.clicked",
+    "unsubscribe": "message.unsubscribed",
+    "group_unsubscribe": "message.unsubscribed",
+}
+# `bounce` carries `type`: "bounce" is permanent, "blocked" temporary (the reference calls it a
+# soft bounce). Payloads older than `type` are hard bounces (the reference's description then).
+BOUNCE_TYPES = {"bounce": "message.hard_bounced", "blocked": "message.soft_bounced", None: "message.hard_bounced"}
+
+
+def _event_type(event: Event) -> str:
+    if event["event"] == "bounce":
+        return BOUNCE_TYPES.get(event.get("type"), UNMAPPED)
+    return EVENT_TYPES.get(event["event"], UNMAPPED)
+
+
+def _text(event: Event, name: str) -> str | None:
+    value = event.get(name)
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "" else None
+
+
+def _flag(event: Event, name: str) -> bool | None:
+    value = event.get(name)
+    return value if isinstance(value, bool) else None
+
+
+def _none(event: Event) -> Details:
+    return {}
+
+
+def _smtp(reply: str | None, enhanced: str | None = None) -> Details:
+    """Reply code and enhanced status parsed from the reply text SendGrid quotes."""
+    match = SMTP_REPLY.match(reply or "")
+    return {
+        "smtp_status_code": int(match.group(1)) if match else None,
+        "smtp_enhanced_status_code": enhanced or (match.group(2) if match else None),
+        "smtp_response": reply,
+    }
+
+
+def _delivered(event: Event) -> Details:
+    return {"reason": None, **_smtp(_text(event, "response")), "session_id": None}
+
+
+def _deferred(event: Event) -> Details:
+    # The examples put the server's reply in `response`; the property table says `reason`.
+    reply = _text(event, "response") or _text(event, "reason")
+    return {"reason": _text(event, "reason") or reply, **_smtp(reply), "bounce_class": None}
+
+
+def _bounced(event: Event) -> Details:
+    reply = _text(event, "reason")  # "Error response that the receiving server returned"
+    return {
+        "reason": reply,
+        **_smtp(reply, _text(event, "status")),
+        "bounce_class": _text(event, "bounce_classification"),
+    }
+
+
+def _dropped(event: Event) -> Details:
+    # SendGrid's own decision ("Bounced Address"); no receiving server was involved.
+    smtp = {"smtp_status_code": None, "smtp_enhanced_status_code": None, "smtp_response": None}
+    return {"reason": _text(event, "reason"), **smtp, "error_code": None}
+
+
+def _created(event: Event) -> Details:
+    # `processed` names neither subject nor recipients list; only the deferred example has `from`.
+    return {
+        "subject": None,
+        "from_address": _text(event, "from"),
+        "from_name": None,
+        "to": [],
+        "cc": [],
+        "bcc": [],
+        "reply_to": None,
+    }
+
+
+def _engaged(event: Event) -> Details:
+    return {
+        "subject": None,
+        "first": None,
+        "user_agent": _text(event, "useragent"),
+        "client_name": None,
+        "client_type": None,
+        "device_type": None,
+        "is_bot": None,
+        "ip": _text(event, "ip"),
+    }
+
+
+def _opened(event: Event) -> Details:
+    # sg_machine_open: Apple Mail Privacy Protection fetched the pixel, not a person.
+    return {**_engaged(event), "is_bot": _flag(event, "sg_machine_open")}
+
+
+def _clicked(event: Event) -> Details:
+    offset = event.get("url_offset")  # {"index": 0, "type": "html"} in the examples; an int per the table
+    index = offset.get("index") if isinstance(offset, dict) else offset
+    link_index = index if isinstance(index, int) and not isinstance(index, bool) and 0 <= index <= MAX_INT else None
+    return {**_engaged(event), "url": _text(event, "url"), "link_index": link_index}
+
+
+DETAILS: dict[str, Callable[[Event], Details]] = {
+    "message.created": _created,
+    "message.delivered": _delivered,
+    "message.deferred": _deferred,
+    "message.hard_bounced": _bounced,
+    "message.soft_bounced": _bounced,
+    "message.failed": _dropped,
+    "message.spam_complaint": lambda event: {"feedback_type": None},
+    "message.opened": _opened,
+    "message.clicked": _clicked,
+}
+
+_UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+# What example() sends for each canonical type: the SendGrid event and its own fields.
+_EXAMPLES: dict[str, dict[str, Any]] = {
+    "message.created": {"event": "processed"},
+    "message.delivered": {"event": "delivered", "response": "250 2.0.0 OK", "ip": "192.0.2.10", "tls": 1},
+    "message.deferred": {"event": "deferred", "response": "451 4.3.0 Try again later", "attempt": "2"},
+    "message.hard_bounced": {
+        "event": "bounce",
+        "type": "bounce",
+        "reason": "550 5.1.1 The email account that you tried to reach does not exist",
+        "status": "5.1.1",
+        "bounce_classification": "Invalid Address",
+    },
+    "message.soft_bounced": {
+        "event": "bounce",
+        "type": "blocked",
+        "reason": "421 4.7.0 Try again later, closing connection",
+        "status": "4.7.0",
+        "bounce_classification": "Reputation",
+    },
+    "message.failed": {"event": "dropped", "reason": "Bounced Address", "status": "5.0.0"},
+    "message.spam_complaint": {"event": "spamreport"},
+    "message.opened": {"event": "open", "useragent": _UA, "ip": "198.51.100.7", "sg_machine_open": False},
+    "message.clicked": {
+        "event": "click",
+        "useragent": _UA,
+        "ip": "198.51.100.7",
+        "url": "https://example.com/welcome",
+        "url_offset": {"index": 0, "type": "html"},
+    },
+    "message.unsubscribed": {"event": "unsubscribe"},
+    UNMAPPED: {"event": "group_resubscribe", "asm_group_id": 10, "useragent": _UA, "ip": "198.51.100.7"},
+}
