@@ -1,20 +1,23 @@
-"""The Provider interface: pure functions from raw bytes + headers to verified canonical events."""
+"""The Provider interface, and the small helpers the providers share (headers, JSON, field readers)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Awaitable, Mapping
+import re
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import Headers
 
-from bridge.errors import PayloadInvalid
+from bridge.errors import PayloadInvalid, SignatureInvalid, StaleTimestamp
 from bridge.events import CanonicalEvent, Delivery
 from bridge.settings import SourceSettings
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
+Details = dict[str, Any]  # CanonicalEvent.details: the fields of one event type's schema
 
 
 class NoOptions(BaseModel):
@@ -115,14 +118,46 @@ def require_secrets(source: SourceSettings) -> None:
         raise ValueError("secrets: this provider needs at least one secret")
 
 
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object. UTF-8 only (RFC 8259), though json.loads would guess UTF-16/32."""
+# --- Verification ---------------------------------------------------------------------------------
+
+
+def single_header(headers: Headers, *names: str) -> str:
+    """The first of `names` present, which must appear once (a repeated header is ambiguous)."""
+    name = next((name for name in names if name in headers), None)
+    if name is None:
+        raise SignatureInvalid(f"missing header {' or '.join(names)}")
+    values = headers.getlist(name)
+    if len(values) > 1:
+        raise SignatureInvalid(f"header {name} appears {len(values)} times")
+    return values[0]
+
+
+def check_age(timestamp: str, now: float, source: SourceSettings) -> None:
+    """Raise StaleTimestamp if the signed Unix `timestamp` is further than the tolerance from `now`."""
+    age = int(now) - int(timestamp)  # whole seconds (Standard Webhooks counts the fraction: it checks its own)
+    if abs(age) > source.tolerance_seconds:
+        raise StaleTimestamp(f"signed {age} s ago; tolerance is {source.tolerance_seconds} s")
+
+
+# --- Payloads -------------------------------------------------------------------------------------
+
+
+def parse_json(body: bytes, parse_constant: Callable[[str], Any] | None = None) -> Any:
+    """The body as JSON. UTF-8 only (RFC 8259), though json.loads would guess UTF-16/32.
+
+    `parse_constant` is json.loads's hook for NaN and Infinity, for a caller that refuses them.
+    """
     try:
-        value = json.loads(body.decode("utf-8"))
+        return json.loads(body.decode("utf-8"), parse_constant=parse_constant)
     except UnicodeDecodeError as error:
         raise PayloadInvalid(f"body is not UTF-8: {error}") from None
     except json.JSONDecodeError as error:
         raise PayloadInvalid(f"body is not JSON: {error}") from None
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object."""
+    value = parse_json(body)
     if not isinstance(value, dict):
         raise PayloadInvalid(f"body is JSON {type(value).__name__}, expected an object")
     return value
@@ -152,4 +187,61 @@ def stringify_map(value: object) -> dict[str, str]:
     return {
         str(key): item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
         for key, item in value.items()
+    }
+
+
+def derived_id(data: bytes) -> str:
+    """An event id for events that carry none: the same bytes, as a retry sends, give the same id."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+# --- Field readers: a field of the expected JSON type, else an empty value --------------------------
+
+
+def object_field(data: dict[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def string_field(data: dict[str, Any], name: str) -> str | None:
+    """A non-empty string; anything else (a number too) is None."""
+    return optional_str(data.get(name))
+
+
+def text_field(data: dict[str, Any], name: str) -> str | None:
+    """A non-empty string, or an integer as its digits: for payloads that send ids and codes as either."""
+    value = data.get(name)
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "" else None
+
+
+def flag_field(data: dict[str, Any], name: str) -> bool | None:
+    value = data.get(name)
+    return value if isinstance(value, bool) else None
+
+
+def number_field(data: dict[str, Any], name: str) -> float | None:
+    value = data.get(name)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def no_details(*_: object) -> Details:
+    """The details of an event type whose schema has no fields of its own; it takes any mapper's arguments."""
+    return {}
+
+
+def smtp_fields(reply: str | None, pattern: re.Pattern[str], enhanced: str | None = None) -> Details:
+    """The smtp_* details of a receiving server's reply ("550 5.1.1 No such user").
+
+    `pattern` is how the provider quotes replies: group 1 the reply code, group 2 the enhanced status,
+    if any. A separately stated `enhanced` status wins over the one in the text.
+    """
+    match = pattern.match(reply or "")
+    return {
+        "smtp_status_code": int(match.group(1)) if match else None,
+        "smtp_enhanced_status_code": enhanced or (match.group(2) if match else None),
+        "smtp_response": reply,
     }

@@ -13,16 +13,26 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
-from bridge.errors import PayloadInvalid, SignatureInvalid, StaleTimestamp
+from bridge.errors import PayloadInvalid, SignatureInvalid
 from bridge.events import EVENT_TYPES, UNMAPPED, CanonicalEvent, Delivery
 from bridge.providers.base import (
+    Details,
     NoOptions,
-    optional_str,
+    as_list,
+    check_age,
+    derived_id,
+    flag_field,
+    no_details,
+    number_field,
+    object_field,
     parse_json_object,
     parse_options,
     parse_timestamp,
     require_secrets,
+    single_header,
+    string_field,
     stringify_map,
+    text_field,
 )
 from bridge.settings import SourceSettings
 
@@ -35,8 +45,6 @@ HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 DIGITS = re.compile(r"[0-9]{1,16}")
 MAX_ATTEMPT = 2**31 - 1  # Avro int
 
-Details = dict[str, Any]
-
 
 class Lettermint:
     name = "lettermint"
@@ -46,14 +54,14 @@ class Lettermint:
         return parse_options(NoOptions, source)
 
     def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
-        header = _single(headers, SIGNATURE_HEADER)
+        header = single_header(headers, SIGNATURE_HEADER)
         if header.startswith(LEGACY_PREFIX):
-            timestamp, signatures = _single(headers, LEGACY_TIMESTAMP_HEADER), [header[len(LEGACY_PREFIX) :]]
+            timestamp, signatures = single_header(headers, LEGACY_TIMESTAMP_HEADER), [header[len(LEGACY_PREFIX) :]]
             if not HEX_DIGEST.fullmatch(signatures[0]):
                 raise SignatureInvalid("the sha256= signature is not 64 hex digits")
         else:
             timestamp, signatures = _parse_signature(header)
-            if _single(headers, DELIVERY_HEADER).strip() != timestamp:
+            if single_header(headers, DELIVERY_HEADER).strip() != timestamp:
                 raise SignatureInvalid("X-Lettermint-Delivery does not equal the signed timestamp")
         if not DIGITS.fullmatch(timestamp):
             raise SignatureInvalid("the signed timestamp is not a number of seconds")
@@ -61,9 +69,7 @@ class Lettermint:
         expected = [_digest(secret, signed) for secret in source.secret_values()]
         if not any(hmac.compare_digest(want, got.lower()) for want in expected for got in signatures):
             raise SignatureInvalid("no signature matches a configured secret")
-        age = int(now) - int(timestamp)  # whole seconds, as the SDKs compare
-        if abs(age) > source.tolerance_seconds:
-            raise StaleTimestamp(f"signed {age} s ago; tolerance is {source.tolerance_seconds} s")
+        check_age(timestamp, now, source)
 
     def normalise(self, delivery: Delivery) -> list[CanonicalEvent]:
         payload = parse_json_object(delivery.body)
@@ -76,9 +82,9 @@ class Lettermint:
         stamp_field = "timestamp" if payload.get("timestamp") is not None else "created_at"
         occurred_at = parse_timestamp(payload.get(stamp_field), stamp_field)
         event_type = event if event in MAPPED else UNMAPPED
-        message_id = optional_str(data.get("message_id"))
-        event_id = optional_str(payload.get("id")) or _derived_id(delivery.body)
-        tag = optional_str(data.get("tag"))
+        message_id = string_field(data, "message_id")
+        event_id = string_field(payload, "id") or derived_id(delivery.body)
+        tag = string_field(data, "tag")
         return [
             CanonicalEvent(
                 event_id=event_id,
@@ -86,16 +92,16 @@ class Lettermint:
                 provider=self.name,
                 source=delivery.source,
                 provider_event=event,
-                key=message_id or _text(data, _KEY_FIELDS.get(event, "")) or event_id,
+                key=message_id or text_field(data, _KEY_FIELDS.get(event, "")) or event_id,
                 occurred_at=occurred_at,
                 received_at=delivery.received_at,
                 raw=delivery.body.decode("utf-8"),
                 message_id=message_id,
-                recipient=optional_str(data.get("recipient")),
+                recipient=string_field(data, "recipient"),
                 attempt=_attempt(delivery.headers),
                 tags=(tag,) if tag else (),
                 metadata=stringify_map(data.get("metadata")),
-                details=DETAILS.get(event_type, _none)(data),
+                details=DETAILS.get(event_type, no_details)(data),
             )
         ]
 
@@ -128,15 +134,6 @@ class Lettermint:
         return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _single(headers: Headers, name: str) -> str:
-    values = headers.getlist(name)
-    if not values:
-        raise SignatureInvalid(f"missing header {name}")
-    if len(values) > 1:
-        raise SignatureInvalid(f"header {name} appears {len(values)} times")
-    return values[0]
-
-
 def _parse_signature(header: str) -> tuple[str, list[str]]:
     """`t=..,v1=..[,v1=..]`: unknown keys (v2=) and malformed v1 values are skipped, as the SDKs do."""
     timestamps, signatures = [], []
@@ -164,10 +161,6 @@ def _attempt(headers: Headers) -> int | None:
     return int(value) if DIGITS.fullmatch(value) and 0 < int(value) <= MAX_ATTEMPT else None
 
 
-def _derived_id(body: bytes) -> str:
-    return "sha256:" + hashlib.sha256(body).hexdigest()
-
-
 # --- Payload mapping: Lettermint's event names are the canonical ones (events.md). ------------
 
 MAPPED = frozenset(EVENT_TYPES) - {UNMAPPED}
@@ -176,71 +169,47 @@ MAPPED = frozenset(EVENT_TYPES) - {UNMAPPED}
 _KEY_FIELDS = {"suppression.added": "value", "suppression.removed": "value", "webhook.test": "webhook_id"}
 
 
-def _none(data: dict[str, Any]) -> Details:
-    return {}
-
-
-def _object(data: dict[str, Any], name: str) -> dict[str, Any]:
-    value = data.get(name)
-    return value if isinstance(value, dict) else {}
-
-
-def _text(data: dict[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "" else None
-
-
-def _flag(data: dict[str, Any], name: str) -> bool | None:
-    value = data.get(name)
-    return value if isinstance(value, bool) else None
-
-
-def _number(data: dict[str, Any], name: str) -> float | None:
-    value = data.get(name)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def _addresses(value: object) -> list[str]:
-    items = value if isinstance(value, list) else []
+    items = as_list(value)
     return [
         item if isinstance(item, str) else str(item.get("email", "")) for item in items if isinstance(item, (str, dict))
     ]
 
 
 def _smtp_result(data: dict[str, Any]) -> Details:
-    response = _object(data, "response")
+    response = object_field(data, "response")
     code = response.get("status_code")
     return {
-        "reason": _text(data, "reason"),
+        "reason": text_field(data, "reason"),
         "smtp_status_code": code if isinstance(code, int) and not isinstance(code, bool) else None,
-        "smtp_enhanced_status_code": _text(response, "enhanced_status_code"),
-        "smtp_response": _text(response, "content"),
+        "smtp_enhanced_status_code": text_field(response, "enhanced_status_code"),
+        "smtp_response": text_field(response, "content"),
     }
 
 
 def _created(data: dict[str, Any]) -> Details:
-    sender = _object(data, "from")
+    sender = object_field(data, "from")
     return {
-        "subject": _text(data, "subject"),
-        "from_address": _text(sender, "email"),
-        "from_name": _text(sender, "name"),
+        "subject": text_field(data, "subject"),
+        "from_address": text_field(sender, "email"),
+        "from_name": text_field(sender, "name"),
         "to": _addresses(data.get("to")),
         "cc": _addresses(data.get("cc")),
         "bcc": _addresses(data.get("bcc")),
-        "reply_to": _text(data, "reply_to"),
+        "reply_to": text_field(data, "reply_to"),
     }
 
 
 def _opened(data: dict[str, Any]) -> Details:
-    bot = _object(data, "bot")
+    bot = object_field(data, "bot")
     return {
-        "subject": _text(data, "subject"),
-        "first": _flag(data, "first_open"),
-        "user_agent": _text(data, "user_agent"),
-        "client_name": _text(data, "client_name"),
-        "client_type": _text(data, "client_type"),
-        "device_type": _text(data, "device_type"),
-        "is_bot": _flag(bot, "detected"),
+        "subject": text_field(data, "subject"),
+        "first": flag_field(data, "first_open"),
+        "user_agent": text_field(data, "user_agent"),
+        "client_name": text_field(data, "client_name"),
+        "client_type": text_field(data, "client_type"),
+        "device_type": text_field(data, "device_type"),
+        "is_bot": flag_field(bot, "detected"),
     }
 
 
@@ -248,55 +217,61 @@ def _clicked(data: dict[str, Any]) -> Details:
     index = data.get("link_index")
     return {
         **_opened(data),
-        "first": _flag(data, "first_click"),
-        "url": _text(data, "destination_url"),
+        "first": flag_field(data, "first_click"),
+        "url": text_field(data, "destination_url"),
         "link_index": index if isinstance(index, int) and not isinstance(index, bool) else None,
     }
 
 
 def _policy_rejected(data: dict[str, Any]) -> Details:
-    symbols = data.get("spam_symbols")
-    symbols = symbols if isinstance(symbols, list) else []
+    symbols = as_list(data.get("spam_symbols"))
     return {
-        "subject": _text(data, "subject"),
-        "reason": _text(data, "reason"),
-        "spam_score": _number(data, "score"),
+        "subject": text_field(data, "subject"),
+        "reason": text_field(data, "reason"),
+        "spam_score": number_field(data, "score"),
         "spam_symbols": [str(s.get("name")) for s in symbols if isinstance(s, dict) and s.get("name")],
     }
 
 
 def _inbound(data: dict[str, Any]) -> Details:
-    sender = _object(data, "from")
+    sender = object_field(data, "from")
     return {
-        "subject": _text(data, "subject"),
-        "from_address": _text(sender, "email"),
+        "subject": text_field(data, "subject"),
+        "from_address": text_field(sender, "email"),
         "to": _addresses(data.get("to")),
-        "route": _text(data, "route"),
-        "is_spam": _flag(data, "is_spam"),
-        "spam_score": _number(data, "spam_score"),
+        "route": text_field(data, "route"),
+        "is_spam": flag_field(data, "is_spam"),
+        "spam_score": number_field(data, "spam_score"),
     }
 
 
 def _suppression(data: dict[str, Any]) -> Details:
-    return {"suppression_type": _text(data, "type"), "value": _text(data, "value"), "reason": _text(data, "reason")}
+    return {
+        "suppression_type": text_field(data, "type"),
+        "value": text_field(data, "value"),
+        "reason": text_field(data, "reason"),
+    }
 
 
 DETAILS: dict[str, Callable[[dict[str, Any]], Details]] = {
     "message.created": _created,
-    "message.sent": lambda data: {"subject": _text(data, "subject")},
+    "message.sent": lambda data: {"subject": text_field(data, "subject")},
     "message.delivered": _smtp_result,
     "message.deferred": _smtp_result,
     "message.soft_bounced": _smtp_result,
     "message.hard_bounced": _smtp_result,
     "message.failed": _smtp_result,
-    "message.suppressed": lambda data: {"reason": _text(data, "reason")},
+    "message.suppressed": lambda data: {"reason": text_field(data, "reason")},
     "message.policy_rejected": _policy_rejected,
     "message.opened": _opened,
     "message.clicked": _clicked,
     "message.inbound": _inbound,
     "suppression.added": _suppression,
     "suppression.removed": _suppression,
-    "webhook.test": lambda data: {"webhook_id": _text(data, "webhook_id"), "test_message": _text(data, "message")},
+    "webhook.test": lambda data: {
+        "webhook_id": text_field(data, "webhook_id"),
+        "test_message": text_field(data, "message"),
+    },
 }
 
 _EXAMPLE_RESPONSES: dict[str, dict[str, Any]] = {

@@ -20,7 +20,19 @@ from starlette.datastructures import Headers
 
 from bridge.errors import PayloadInvalid, SignatureInvalid, StaleTimestamp, UnknownSource
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers.base import parse_options, parse_timestamp, stringify_map
+from bridge.providers.base import (
+    Details,
+    as_list,
+    check_age,
+    derived_id,
+    no_details,
+    parse_json,
+    parse_options,
+    parse_timestamp,
+    single_header,
+    stringify_map,
+    text_field,
+)
 from bridge.settings import SourceSettings
 
 SIGNATURE_HEADER = "lettr-signature"
@@ -50,8 +62,6 @@ INITIAL_OPENS = frozenset({"initial_open", "amp_initial_open"})
 TYPE_PREFIXES = ("message.", "engagement.", "engagament.", "generation.", "unsubscribe.", "relay.")
 # SparkPost's webhook validation batch is `[{"msys": {}}]`: published as webhook.test.
 PING_EVENT = "ping"
-
-Details = dict[str, Any]
 
 
 class BasicCredential(BaseModel):
@@ -123,11 +133,11 @@ class Lettr:
     def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
         options = _options(source)
         if options.basic_auth:
-            _check_basic(_single(headers, AUTHORIZATION_HEADER), options.basic_auth)
+            _check_basic(single_header(headers, AUTHORIZATION_HEADER), options.basic_auth)
         if options.oauth2 is not None:
-            _check_bearer(_single(headers, AUTHORIZATION_HEADER), options.oauth2.clients, source.name, now)
+            _check_bearer(single_header(headers, AUTHORIZATION_HEADER), options.oauth2.clients, source.name, now)
         if source.secrets:
-            _check_signature(_single(headers, SIGNATURE_HEADER), body, source, now)
+            _check_signature(single_header(headers, SIGNATURE_HEADER), body, source, now)
 
     def issue_token(
         self, form: Mapping[str, str], authorization: str | None, source: SourceSettings, now: float
@@ -169,15 +179,6 @@ class Lettr:
 def _options(source: SourceSettings) -> LettrOptions:
     options = source.parsed_options
     return options if isinstance(options, LettrOptions) else parse_options(LettrOptions, source)
-
-
-def _single(headers: Headers, name: str) -> str:
-    values = headers.getlist(name)
-    if not values:
-        raise SignatureInvalid(f"missing header {name}")
-    if len(values) > 1:
-        raise SignatureInvalid(f"header {name} appears {len(values)} times")
-    return values[0]
 
 
 # --- Credentials ---------------------------------------------------------------------------------
@@ -328,21 +329,14 @@ def _check_signature(header: str, body: bytes, source: SourceSettings, now: floa
     if not any(hmac.compare_digest(want, got.lower().encode()) for want in expected for got in signatures):
         raise SignatureInvalid("no lettr-signature matches a configured secret")
     if timestamp is not None:
-        age = int(now) - int(timestamp)
-        if abs(age) > source.tolerance_seconds:
-            raise StaleTimestamp(f"signed {age} s ago; tolerance is {source.tolerance_seconds} s")
+        check_age(timestamp, now, source)
 
 
 # --- Payload: a JSON array of {"msys": {"<category>_event": {...}}} ------------------------------
 
 
 def _parse_batch(body: bytes) -> list[dict[str, Any]]:
-    try:
-        value = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise PayloadInvalid(f"body is not UTF-8: {error}") from None
-    except json.JSONDecodeError as error:
-        raise PayloadInvalid(f"body is not JSON: {error}") from None
+    value = parse_json(body)
     if not isinstance(value, list):
         raise PayloadInvalid(f"body is JSON {type(value).__name__}, expected an array of msys objects")
     for index, element in enumerate(value):
@@ -366,9 +360,9 @@ def _event(element: dict[str, Any], where: str, delivery: Delivery) -> Canonical
         raise PayloadInvalid(f"{where}.msys.{category}.type: missing or not a string")
     kind = _kind(provider_event)
     event_type = _bounce_type(data) if kind in BOUNCES else TYPES.get(kind, UNMAPPED)
-    message_id = _text(data, "message_id")
-    recipient = _text(data, "rcpt_to") or _text(data, "raw_rcpt_to")
-    event_id = _text(data, "event_id") or _text(data, "id") or _derived_id(element)
+    message_id = text_field(data, "message_id")
+    recipient = text_field(data, "rcpt_to") or text_field(data, "raw_rcpt_to")
+    event_id = text_field(data, "event_id") or text_field(data, "id") or _element_id(element)
     return CanonicalEvent(
         event_id=event_id,
         event_type=event_type,
@@ -381,15 +375,15 @@ def _event(element: dict[str, Any], where: str, delivery: Delivery) -> Canonical
         raw=raw,
         message_id=message_id,
         recipient=recipient,
-        tags=tuple(tag for tag in _list(data.get("rcpt_tags")) if isinstance(tag, str)),
+        tags=tuple(tag for tag in as_list(data.get("rcpt_tags")) if isinstance(tag, str)),
         metadata=stringify_map(data.get("rcpt_meta")),
-        details=DETAILS.get(event_type, _none)(data, kind),
+        details=DETAILS.get(event_type, no_details)(data, kind),
     )
 
 
 def _ping(element: dict[str, Any], raw: str, delivery: Delivery) -> CanonicalEvent:
     """The validation batch has no time of its own: it happened as it arrived."""
-    event_id = _derived_id(element)
+    event_id = _element_id(element)
     return CanonicalEvent(
         event_id=event_id,
         event_type="webhook.test",
@@ -411,7 +405,7 @@ def _kind(provider_event: str) -> str:
 
 
 def _bounce_class(data: dict[str, Any]) -> int | None:
-    value = _text(data, "bounce_class")
+    value = text_field(data, "bounce_class")
     return int(value) if value is not None and DIGITS.fullmatch(value) else None
 
 
@@ -437,19 +431,10 @@ def _from_unix(seconds: float, field: str) -> datetime:
         raise PayloadInvalid(f"{field}: not a plausible Unix time: {seconds!r}") from None
 
 
-def _derived_id(element: dict[str, Any]) -> str:
+def _element_id(element: dict[str, Any]) -> str:
     """Key order and whitespace do not change it; lone surrogates do not crash it."""
     canonical = json.dumps(element, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _text(data: dict[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "" else None
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
+    return derived_id(canonical.encode("utf-8", "surrogatepass"))
 
 
 # --- Mapping by meaning (events.md, Lettr column; refinements in the report) ----------------------
@@ -479,71 +464,78 @@ TYPES = {
 RECIPIENT_LISTS = {"to": "to", "cc": "cc", "bcc": "bcc"}
 
 
-def _none(data: dict[str, Any], kind: str) -> Details:
-    return {}
-
-
 def _sender(data: dict[str, Any]) -> tuple[str | None, str | None]:
-    name, address = email.utils.parseaddr(_text(data, "friendly_from") or "")
-    return address or _text(data, "msg_from"), name or None
+    name, address = email.utils.parseaddr(text_field(data, "friendly_from") or "")
+    return address or text_field(data, "msg_from"), name or None
 
 
 def _created(data: dict[str, Any], kind: str) -> Details:
     address, name = _sender(data)
-    recipient = _text(data, "rcpt_to") or _text(data, "raw_rcpt_to")
-    listed = RECIPIENT_LISTS.get(_text(data, "rcpt_type") or "to")
+    recipient = text_field(data, "rcpt_to") or text_field(data, "raw_rcpt_to")
+    listed = RECIPIENT_LISTS.get(text_field(data, "rcpt_type") or "to")
     lists: dict[str, list[str]] = {"to": [], "cc": [], "bcc": []}
     if recipient and listed:
         lists[listed].append(recipient)
-    return {"subject": _text(data, "subject"), "from_address": address, "from_name": name, **lists, "reply_to": None}
+    return {
+        "subject": text_field(data, "subject"),
+        "from_address": address,
+        "from_name": name,
+        **lists,
+        "reply_to": None,
+    }
 
 
 def _smtp_result(data: dict[str, Any], kind: str) -> Details:
-    code = _text(data, "error_code")
-    responses = [text for text in (_text(data, "raw_reason"), _text(data, "reason")) if text]
+    code = text_field(data, "error_code")
+    responses = [text for text in (text_field(data, "raw_reason"), text_field(data, "reason")) if text]
     enhanced = next((found.group() for text in responses if (found := ENHANCED_STATUS.search(text))), None)
     return {
-        "reason": _text(data, "reason"),
+        "reason": text_field(data, "reason"),
         "smtp_status_code": int(code) if code and SMTP_CODE.fullmatch(code) else None,
         "smtp_enhanced_status_code": enhanced,
-        "smtp_response": _text(data, "raw_reason"),
+        "smtp_response": text_field(data, "raw_reason"),
     }
 
 
 def _classified(data: dict[str, Any], kind: str) -> Details:
-    return {**_smtp_result(data, kind), "bounce_class": _text(data, "bounce_class")}
+    return {**_smtp_result(data, kind), "bounce_class": text_field(data, "bounce_class")}
 
 
 def _failed(data: dict[str, Any], kind: str) -> Details:
-    return {**_smtp_result(data, kind), "error_code": _text(data, "error_code")}
+    return {**_smtp_result(data, kind), "error_code": text_field(data, "error_code")}
 
 
 def _opened(data: dict[str, Any], kind: str) -> Details:
     return {
-        "subject": _text(data, "subject"),
+        "subject": text_field(data, "subject"),
         # initial_* is the first open; SparkPost also sends `open` for a first open, so it says nothing.
         "first": True if kind in INITIAL_OPENS else None,
-        "user_agent": _text(data, "user_agent"),
+        "user_agent": text_field(data, "user_agent"),
         "client_name": None,
         "client_type": None,
         "device_type": None,
         "is_bot": None,
-        "ip": _text(data, "ip_address"),
+        "ip": text_field(data, "ip_address"),
     }
 
 
 def _clicked(data: dict[str, Any], kind: str) -> Details:
-    return {**_opened(data, kind), "url": _text(data, "target_link_url"), "link_index": None}
+    return {**_opened(data, kind), "url": text_field(data, "target_link_url"), "link_index": None}
 
 
 def _policy_rejected(data: dict[str, Any], kind: str) -> Details:
-    return {"subject": _text(data, "subject"), "reason": _text(data, "reason"), "spam_score": None, "spam_symbols": []}
+    return {
+        "subject": text_field(data, "subject"),
+        "reason": text_field(data, "reason"),
+        "spam_score": None,
+        "spam_symbols": [],
+    }
 
 
 def _inbound(data: dict[str, Any], kind: str) -> Details:
-    recipient = _text(data, "rcpt_to") or _text(data, "raw_rcpt_to")
+    recipient = text_field(data, "rcpt_to") or text_field(data, "raw_rcpt_to")
     return {
-        "subject": _text(data, "subject"),
+        "subject": text_field(data, "subject"),
         "from_address": _sender(data)[0],
         "to": [recipient] if recipient else [],
         "route": None,
@@ -559,7 +551,7 @@ DETAILS: dict[str, Callable[[dict[str, Any], str], Details]] = {
     "message.soft_bounced": _classified,
     "message.hard_bounced": _classified,
     "message.failed": _failed,
-    "message.spam_complaint": lambda data, kind: {"feedback_type": _text(data, "fbtype")},
+    "message.spam_complaint": lambda data, kind: {"feedback_type": text_field(data, "fbtype")},
     "message.policy_rejected": _policy_rejected,
     "message.opened": _opened,
     "message.clicked": _clicked,

@@ -19,9 +19,20 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import Headers
 
-from bridge.errors import PayloadInvalid, SignatureInvalid, StaleTimestamp
+from bridge.errors import PayloadInvalid, SignatureInvalid
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers.base import optional_str, parse_json_object, parse_options, require_secrets, stringify_map
+from bridge.providers.base import (
+    Details,
+    as_list,
+    check_age,
+    no_details,
+    object_field,
+    parse_json_object,
+    parse_options,
+    require_secrets,
+    string_field,
+    stringify_map,
+)
 from bridge.settings import SourceSettings
 
 SIGNATURE_FIELD = "signature"
@@ -42,8 +53,6 @@ SIGN_IN_BODY = (
     "mailgun: the signature lives inside the JSON body, which sign() cannot change (it returns headers "
     "only); sign the body with Mailgun.sign_body(body, secret, now) first"
 )
-
-Details = dict[str, Any]
 
 
 class MailgunOptions(BaseModel):
@@ -119,12 +128,11 @@ class Mailgun:
         expected = [_digest(secret, signature.timestamp, signature.token) for secret in source.secret_values()]
         if not any(hmac.compare_digest(want, got) for want in expected for got in signature.digests):
             raise SignatureInvalid("no signature matches a configured signing key")
-        second = int(now)  # whole seconds, for the window and the cache alike
-        signed_at = int(signature.timestamp)
-        if abs(second - signed_at) > source.tolerance_seconds:
-            raise StaleTimestamp(f"signed {second - signed_at} s ago; tolerance is {source.tolerance_seconds} s")
+        check_age(signature.timestamp, now, source)
         # Only now, once the delivery is authentic and fresh, may its token enter the cache.
-        if not self._cache(source).claim(signature.token, signed_at + source.tolerance_seconds, second):
+        expires_at = int(signature.timestamp) + source.tolerance_seconds
+        # Whole seconds, for the cache as for the window.
+        if not self._cache(source).claim(signature.token, expires_at, int(now)):
             raise SignatureInvalid(REPLAYED)
 
     def normalise(self, delivery: Delivery) -> list[CanonicalEvent]:
@@ -135,11 +143,11 @@ class Mailgun:
         event = data.get("event")
         if not isinstance(event, str) or not event:
             raise PayloadInvalid(f"{EVENT_DATA_FIELD}.event: missing or not a string")
-        event_id = optional_str(_object(payload, SIGNATURE_FIELD).get("token"))
+        event_id = string_field(object_field(payload, SIGNATURE_FIELD), "token")
         if event_id is None:
             raise PayloadInvalid(f"{SIGNATURE_FIELD}.token: missing or not a string")
         event_type = _event_type(event, data)
-        message_id = _text(_headers(data), "message-id")
+        message_id = string_field(_headers(data), "message-id")
         return [
             CanonicalEvent(
                 event_id=event_id,
@@ -152,11 +160,11 @@ class Mailgun:
                 received_at=delivery.received_at,
                 raw=delivery.body.decode("utf-8"),
                 message_id=message_id,
-                recipient=_text(data, "recipient"),
-                attempt=_attempt(_object(data, "delivery-status")),
+                recipient=string_field(data, "recipient"),
+                attempt=_attempt(object_field(data, "delivery-status")),
                 tags=_tags(data.get("tags")),
                 metadata=stringify_map(data.get("user-variables")),
-                details=DETAILS.get(event_type, _none)(data),
+                details=DETAILS.get(event_type, no_details)(data),
             )
         ]
 
@@ -290,21 +298,12 @@ def _occurred_at(value: object) -> datetime:
         raise PayloadInvalid(f"{EVENT_DATA_FIELD}.timestamp: out of range: {value!r}") from None
 
 
-def _object(data: dict[str, Any], name: str) -> dict[str, Any]:
-    value = data.get(name)
-    return value if isinstance(value, dict) else {}
-
-
 def _headers(data: dict[str, Any]) -> dict[str, Any]:
-    return _object(_object(data, "message"), "headers")
-
-
-def _text(data: dict[str, Any], name: str) -> str | None:
-    return optional_str(data.get(name))
+    return object_field(object_field(data, "message"), "headers")
 
 
 def _tags(value: object) -> tuple[str, ...]:
-    items = value if isinstance(value, list) else []
+    items = as_list(value)
     return tuple(item if isinstance(item, str) else json.dumps(item, separators=(",", ":")) for item in items)
 
 
@@ -329,60 +328,56 @@ def _enhanced_code(status: dict[str, Any]) -> str | None:
     return None
 
 
-def _none(data: dict[str, Any]) -> Details:
-    return {}
-
-
 def _smtp_result(data: dict[str, Any]) -> Details:
-    status = _object(data, "delivery-status")
+    status = object_field(data, "delivery-status")
     return {
-        "reason": _text(data, "reason"),
+        "reason": string_field(data, "reason"),
         "smtp_status_code": _smtp_code(status.get("code")),
         "smtp_enhanced_status_code": _enhanced_code(status),
         # `message` is the receiving server's reply; `description` Mailgun's own words, where it has no reply.
-        "smtp_response": _text(status, "message") or _text(status, "description"),
+        "smtp_response": string_field(status, "message") or string_field(status, "description"),
     }
 
 
 def _rejected(data: dict[str, Any]) -> Details:
-    reject = _object(data, "reject")
-    return {**_smtp_result(data), "reason": _text(reject, "reason") or _text(reject, "description")}
+    reject = object_field(data, "reject")
+    return {**_smtp_result(data), "reason": string_field(reject, "reason") or string_field(reject, "description")}
 
 
 def _created(data: dict[str, Any]) -> Details:
     headers = _headers(data)
-    name, address = parseaddr(_text(headers, "from") or "")
+    name, address = parseaddr(string_field(headers, "from") or "")
     return {
-        "subject": _text(headers, "subject"),
+        "subject": string_field(headers, "subject"),
         "from_address": address or None,
         "from_name": name or None,
         "to": _addresses(headers, "to"),
         "cc": _addresses(headers, "cc"),
         "bcc": [],  # never in the message's headers
-        "reply_to": _text(headers, "reply-to"),
+        "reply_to": string_field(headers, "reply-to"),
     }
 
 
 def _addresses(headers: dict[str, Any], name: str) -> list[str]:
-    return [address for _, address in getaddresses([_text(headers, name) or ""]) if address]
+    return [address for _, address in getaddresses([string_field(headers, name) or ""]) if address]
 
 
 def _opened(data: dict[str, Any]) -> Details:
-    client = _object(data, "client-info")
+    client = object_field(data, "client-info")
     return {
-        "subject": _text(_headers(data), "subject"),
+        "subject": string_field(_headers(data), "subject"),
         "first": None,
-        "user_agent": _text(client, "user-agent"),
-        "client_name": _text(client, "client-name"),
-        "client_type": _text(client, "client-type"),
-        "device_type": _text(client, "device-type"),
+        "user_agent": string_field(client, "user-agent"),
+        "client_name": string_field(client, "client-name"),
+        "client_type": string_field(client, "client-type"),
+        "device_type": string_field(client, "device-type"),
         "is_bot": None,
-        "ip": _text(data, "ip"),
+        "ip": string_field(data, "ip"),
     }
 
 
 def _clicked(data: dict[str, Any]) -> Details:
-    return {**_opened(data), "url": _text(data, "url"), "link_index": None}
+    return {**_opened(data), "url": string_field(data, "url"), "link_index": None}
 
 
 DETAILS: dict[str, Callable[[dict[str, Any]], Details]] = {

@@ -19,7 +19,18 @@ from starlette.datastructures import Headers
 
 from bridge.errors import PayloadInvalid, SignatureInvalid
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers.base import optional_str, parse_json_object, parse_options, parse_timestamp, stringify_map
+from bridge.providers.base import (
+    Details,
+    derived_id,
+    no_details,
+    object_field,
+    parse_json_object,
+    parse_options,
+    parse_timestamp,
+    smtp_fields,
+    string_field,
+    stringify_map,
+)
 from bridge.settings import SourceSettings
 
 AUTHORIZATION_HEADER = "authorization"
@@ -33,7 +44,6 @@ SIGN_FORMS = "pass '<username>:<password>' and/or 'header:<Header-Name>:<value>'
 SMTP_REPLY = re.compile(r"\s*(?:smtp;\s*)?([2-5][0-9]{2})(?:[ -]+([2-5]\.[0-9]{1,3}\.[0-9]{1,3}))?(?![0-9.])")
 
 Payload = dict[str, Any]
-Details = dict[str, Any]
 
 
 class BasicCredential(BaseModel):
@@ -101,10 +111,10 @@ class Postmark:
             raise PayloadInvalid("RecordType: missing or not a string")
         event_type, provider_event = _classify(record_type, payload)
         stated = _stated_time(record_type, payload)
-        message_id = _text(payload, "MessageID") or _text(payload, "MessageId")
-        recipient = _text(payload, "Recipient") or _text(payload, "Email")
+        message_id = string_field(payload, "MessageID") or string_field(payload, "MessageId")
+        recipient = string_field(payload, "Recipient") or string_field(payload, "Email")
         event_id = _event_id(record_type, payload, (message_id, recipient, stated), delivery.body)
-        tag = _text(payload, "Tag")
+        tag = string_field(payload, "Tag")
         return [
             CanonicalEvent(
                 event_id=event_id,
@@ -120,7 +130,7 @@ class Postmark:
                 recipient=recipient,
                 tags=(tag,) if tag else (),
                 metadata=stringify_map(payload.get("Metadata")),
-                details=DETAILS.get(event_type, _none)(payload),
+                details=DETAILS.get(event_type, no_details)(payload),
             )
         ]
 
@@ -312,7 +322,7 @@ SUPPRESSION_TYPES = frozenset({"suppression.added", "suppression.removed"})
 def _classify(record_type: str, payload: Payload) -> tuple[str, str]:
     """(canonical type, provider_event). Bounces name their Type: `Bounce/HardBounce`."""
     if record_type == "Bounce":
-        bounce_type = _text(payload, "Type") or ""
+        bounce_type = string_field(payload, "Type") or ""
         return BOUNCE_TYPES.get(bounce_type, UNMAPPED), f"Bounce/{bounce_type}" if bounce_type else "Bounce"
     if record_type == "SubscriptionChange":
         return _subscription_change(payload), record_type
@@ -327,7 +337,7 @@ def _subscription_change(payload: Payload) -> str:
         raise PayloadInvalid("SuppressSending: expected true or false")
     if not suppress:
         return "suppression.removed"
-    reason, origin = _text(payload, "SuppressionReason"), _text(payload, "Origin")
+    reason, origin = string_field(payload, "SuppressionReason"), string_field(payload, "Origin")
     if reason in NOT_UNSUBSCRIBES or origin in NOT_RECIPIENT_ORIGINS:
         return "suppression.added"
     return "message.unsubscribed"
@@ -352,7 +362,7 @@ def _event_id(
         return f"{record_type}:{bounce_id}"
     message_id, recipient, stated = about
     if stated is None:  # nothing stable to build on but the bytes
-        return "sha256:" + hashlib.sha256(body).hexdigest()
+        return derived_id(body)
     return f"{record_type}:{message_id or ''}:{recipient or ''}:{stated.astimezone(UTC).isoformat()}"
 
 
@@ -367,10 +377,6 @@ def _is_id(value: object) -> bool:
     return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and value != "")
 
 
-def _text(payload: Payload, name: str) -> str | None:
-    return optional_str(payload.get(name))
-
-
 def _flag(payload: Payload, name: str) -> bool | None:
     value = payload.get(name)
     if isinstance(value, str):  # unconfirmed: accept "true"/"false" as well as JSON booleans
@@ -378,24 +384,9 @@ def _flag(payload: Payload, name: str) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def _object(payload: Payload, name: str) -> Payload:
-    value = payload.get(name)
-    return value if isinstance(value, dict) else {}
-
-
-def _none(payload: Payload) -> Details:
-    return {}
-
-
 def _smtp(payload: Payload) -> Details:
     """`Details` whole as the SMTP response, and its codes where it starts with a reply."""
-    response = _text(payload, "Details")
-    reply = SMTP_REPLY.match(response or "")
-    return {
-        "smtp_status_code": int(reply.group(1)) if reply else None,
-        "smtp_enhanced_status_code": reply.group(2) if reply else None,
-        "smtp_response": response,
-    }
+    return smtp_fields(string_field(payload, "Details"), SMTP_REPLY)
 
 
 def _delivered(payload: Payload) -> Details:
@@ -403,35 +394,43 @@ def _delivered(payload: Payload) -> Details:
 
 
 def _bounced(payload: Payload) -> Details:
-    return {"reason": _text(payload, "Description"), **_smtp(payload), "bounce_class": _text(payload, "Type")}
+    return {
+        "reason": string_field(payload, "Description"),
+        **_smtp(payload),
+        "bounce_class": string_field(payload, "Type"),
+    }
 
 
 def _failed(payload: Payload) -> Details:
-    return {"reason": _text(payload, "Description"), **_smtp(payload), "error_code": _text(payload, "Type")}
+    return {
+        "reason": string_field(payload, "Description"),
+        **_smtp(payload),
+        "error_code": string_field(payload, "Type"),
+    }
 
 
 def _opened(payload: Payload) -> Details:
     return {
-        "subject": _text(payload, "Subject"),
+        "subject": string_field(payload, "Subject"),
         "first": _flag(payload, "FirstOpen"),
-        "user_agent": _text(payload, "UserAgent"),
-        "client_name": _text(_object(payload, "Client"), "Name"),
-        "client_type": _text(payload, "Platform"),  # WebMail, Desktop, Mobile, Unknown
+        "user_agent": string_field(payload, "UserAgent"),
+        "client_name": string_field(object_field(payload, "Client"), "Name"),
+        "client_type": string_field(payload, "Platform"),  # WebMail, Desktop, Mobile, Unknown
         "device_type": None,
         "is_bot": None,
-        "ip": _text(_object(payload, "Geo"), "IP"),
+        "ip": string_field(object_field(payload, "Geo"), "IP"),
     }
 
 
 def _clicked(payload: Payload) -> Details:
-    return {**_opened(payload), "url": _text(payload, "OriginalLink"), "link_index": None}
+    return {**_opened(payload), "url": string_field(payload, "OriginalLink"), "link_index": None}
 
 
 def _suppression(payload: Payload) -> Details:
     return {
         "suppression_type": "email",
-        "value": _text(payload, "Recipient"),
-        "reason": _text(payload, "SuppressionReason"),
+        "value": string_field(payload, "Recipient"),
+        "reason": string_field(payload, "SuppressionReason"),
     }
 
 

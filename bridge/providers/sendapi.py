@@ -16,12 +16,17 @@ from starlette.datastructures import Headers
 from bridge.errors import PayloadInvalid, SignatureInvalid
 from bridge.events import CHANNELS, UNMAPPED, CanonicalEvent, Delivery
 from bridge.providers.base import (
+    Details,
     NoOptions,
+    derived_id,
+    no_details,
     parse_json_object,
     parse_options,
     parse_timestamp,
     require_secrets,
+    smtp_fields,
     stringify_map,
+    text_field,
 )
 from bridge.settings import SourceSettings
 
@@ -39,7 +44,6 @@ SMTP_REPLY = re.compile(r"([245][0-9]{2})(?:[ -]([245]\.[0-9]{1,3}\.[0-9]{1,3}))
 DEFAULT_CHANNEL = "email"
 
 Data = dict[str, Any]
-Details = dict[str, Any]
 
 
 class SendAPI:
@@ -71,15 +75,15 @@ class SendAPI:
                 provider=self.name,
                 source=delivery.source,
                 provider_event=event,
-                key=message_id or _text(data, "verification_id") or _text(data, "session_id") or event_id,
+                key=message_id or text_field(data, "verification_id") or text_field(data, "session_id") or event_id,
                 occurred_at=_occurred_at(payload, data),
                 received_at=delivery.received_at,
                 raw=delivery.body.decode("utf-8"),
                 channel=_channel(event, data),
                 message_id=message_id,
-                recipient=_text(data, "to"),
+                recipient=text_field(data, "to"),
                 metadata=stringify_map(data.get("metadata")),
-                details=DETAILS.get(event_type, _none)(data),
+                details=DETAILS.get(event_type, no_details)(data),
             )
         ]
 
@@ -169,14 +173,14 @@ def _envelope(payload: Data) -> tuple[str, Data]:
 
 def _event_type(event: str, data: Data) -> str:
     if event == BOUNCE_EVENT:
-        bounce_type = (_text(data, "bounce_type") or "").lower()
+        bounce_type = (text_field(data, "bounce_type") or "").lower()
         return "message.soft_bounced" if bounce_type in SOFT_BOUNCE_TYPES else "message.hard_bounced"
     return MAPPED.get(event, UNMAPPED)
 
 
 def _channel(event: str, data: Data) -> str:
     prefix = event.partition(".")[0]
-    stated = (_text(data, "channel") or "").lower()
+    stated = (text_field(data, "channel") or "").lower()
     if stated in CHANNELS and (prefix in CHANNEL_STATED or prefix not in CHANNEL_BY_PREFIX):
         return stated
     return CHANNEL_BY_PREFIX.get(prefix, DEFAULT_CHANNEL)
@@ -185,21 +189,21 @@ def _channel(event: str, data: Data) -> str:
 def _message_id(event: str, data: Data) -> str | None:
     # Email and SMS events name their message `id`; WhatsApp's `message_id`.
     if event.startswith(("email.", "sms.")):
-        return _text(data, "id") or _text(data, "message_id")
-    return _text(data, "message_id")
+        return text_field(data, "id") or text_field(data, "message_id")
+    return text_field(data, "message_id")
 
 
 def _event_id(event: str, payload: Data, data: Data, body: bytes) -> str:
     """No event id is documented [U]: derived from what the event is about, so retries share it."""
-    subject = next((value for name in SUBJECT_FIELDS if (value := _text(data, name))), None)
+    subject = next((value for name in SUBJECT_FIELDS if (value := text_field(data, name))), None)
     if subject is None:
-        return "sha256:" + hashlib.sha256(body).hexdigest()
+        return derived_id(body)
     if event in ONCE_PER_SUBJECT:
         return f"{event}:{subject}"
     # The event's own time first: the envelope's may be the sending time (undocumented). Link
     # scanners click every link in the same second, so a click's id names its URL too.
     when = data[field] if (field := _time_field(data)) else payload.get("timestamp")
-    return ":".join([event, subject, str(when), *filter(None, [_text(data, "url")])])
+    return ":".join([event, subject, str(when), *filter(None, [text_field(data, "url")])])
 
 
 def _occurred_at(payload: Data, data: Data) -> datetime:
@@ -216,52 +220,40 @@ def _time_field(data: Data) -> str | None:
     return next((name for name in data if name.endswith("_at") and data[name] is not None), None)
 
 
-def _text(data: Data, name: str) -> str | None:
-    value = data.get(name)
-    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "" else None
-
-
-def _none(data: Data) -> Details:
-    return {}
-
-
 def _smtp(data: Data, reason: str | None) -> Details:
     """An `error` that is an SMTP reply goes to the smtp_* fields; any other text is the reason."""
-    error = _text(data, "error")
-    reply = SMTP_REPLY.match(error or "")
-    return {
-        "reason": reason if reply else reason or error,
-        "smtp_status_code": int(reply[1]) if reply else None,
-        "smtp_enhanced_status_code": reply[2] if reply else None,
-        "smtp_response": error if reply else None,
-    }
+    error = text_field(data, "error")
+    smtp = smtp_fields(error, SMTP_REPLY)
+    if smtp["smtp_status_code"] is None:
+        return {"reason": reason or error, **smtp, "smtp_response": None}
+    return {"reason": reason, **smtp}
 
 
 def _bounced(data: Data) -> Details:
-    return {**_smtp(data, None), "bounce_class": _text(data, "bounce_type")}
+    return {**_smtp(data, None), "bounce_class": text_field(data, "bounce_type")}
 
 
 def _failed(data: Data) -> Details:
-    reason = _text(data, "error_message") or _text(data, "reason")
-    return {**_smtp(data, reason), "error_code": _text(data, "error_code")}
+    reason = text_field(data, "error_message") or text_field(data, "reason")
+    return {**_smtp(data, reason), "error_code": text_field(data, "error_code")}
 
 
 def _inbound(data: Data) -> Details:
-    to = _text(data, "to")
+    to = text_field(data, "to")
     return {
         "subject": None,
-        "from_address": _text(data, "from"),
+        "from_address": text_field(data, "from"),
         "to": [to] if to else [],
         "route": None,
         "is_spam": None,
         "spam_score": None,
-        "session_id": _text(data, "session_id"),
+        "session_id": text_field(data, "session_id"),
     }
 
 
 def _opened(data: Data) -> Details:
     return {
-        "subject": _text(data, "subject"),
+        "subject": text_field(data, "subject"),
         "first": None,
         "user_agent": None,
         "client_name": None,
@@ -273,19 +265,22 @@ def _opened(data: Data) -> Details:
 
 
 DETAILS: dict[str, Callable[[Data], Details]] = {
-    "message.sent": lambda data: {"subject": _text(data, "subject"), "session_id": _text(data, "session_id")},
-    "message.delivered": lambda data: {**_smtp(data, None), "session_id": _text(data, "session_id")},
+    "message.sent": lambda data: {"subject": text_field(data, "subject"), "session_id": text_field(data, "session_id")},
+    "message.delivered": lambda data: {**_smtp(data, None), "session_id": text_field(data, "session_id")},
     "message.hard_bounced": _bounced,
     "message.soft_bounced": _bounced,
-    "message.spam_complaint": lambda data: {"feedback_type": _text(data, "feedback_type")},
+    "message.spam_complaint": lambda data: {"feedback_type": text_field(data, "feedback_type")},
     "message.failed": _failed,
     "message.opened": _opened,
-    "message.clicked": lambda data: {**_opened(data), "url": _text(data, "url"), "link_index": None},
-    "message.read": lambda data: {"session_id": _text(data, "session_id")},
+    "message.clicked": lambda data: {**_opened(data), "url": text_field(data, "url"), "link_index": None},
+    "message.read": lambda data: {"session_id": text_field(data, "session_id")},
     "message.inbound": _inbound,
-    "session.disconnected": lambda data: {"session_id": _text(data, "session_id"), "reason": _text(data, "reason")},
-    "verification.completed": lambda data: {"verification_id": _text(data, "verification_id")},
-    "verification.expired": lambda data: {"verification_id": _text(data, "verification_id")},
+    "session.disconnected": lambda data: {
+        "session_id": text_field(data, "session_id"),
+        "reason": text_field(data, "reason"),
+    },
+    "verification.completed": lambda data: {"verification_id": text_field(data, "verification_id")},
+    "verification.expired": lambda data: {"verification_id": text_field(data, "verification_id")},
 }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 import secrets
@@ -18,9 +17,22 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import Headers
 
-from bridge.errors import PayloadInvalid, SignatureInvalid, StaleTimestamp
+from bridge.errors import PayloadInvalid, SignatureInvalid
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers.base import optional_str, parse_options, stringify_map
+from bridge.providers.base import (
+    Details,
+    check_age,
+    derived_id,
+    flag_field,
+    no_details,
+    parse_json,
+    parse_options,
+    single_header,
+    smtp_fields,
+    string_field,
+    stringify_map,
+    text_field,
+)
 from bridge.settings import SourceSettings
 
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
@@ -42,7 +54,6 @@ NO_SIGNING_KEY = (
 )
 
 Event = dict[str, Any]
-Details = dict[str, Any]
 
 
 class SendGridOptions(BaseModel):
@@ -79,16 +90,14 @@ class SendGrid:
 
     def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
         keys: SendGridKeys = source.parsed_options
-        signature = _signature(_single(headers, SIGNATURE_HEADER))
-        timestamp = _single(headers, TIMESTAMP_HEADER)
+        signature = _signature(single_header(headers, SIGNATURE_HEADER))
+        timestamp = single_header(headers, TIMESTAMP_HEADER)
         if not DIGITS.fullmatch(timestamp):
             raise SignatureInvalid("the signed timestamp is not a number of seconds")
         signed = timestamp.encode() + body  # no separator; the body's trailing CRLF is signed too
         if not any(_signed_by(key, signature, signed) for key in keys.public_keys):
             raise SignatureInvalid("the signature matches no configured public key")
-        age = int(now) - int(timestamp)
-        if abs(age) > source.tolerance_seconds:
-            raise StaleTimestamp(f"signed {age} s ago; tolerance is {source.tolerance_seconds} s")
+        check_age(timestamp, now, source)
 
     def normalise(self, delivery: Delivery) -> list[CanonicalEvent]:
         return [self._event(event, delivery) for event in _parse_batch(delivery.body)]
@@ -129,8 +138,9 @@ class SendGrid:
         event_type = _event_type(event)
         raw = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
         message_id = _message_id(event)
-        recipient = optional_str(event.get("email"))
-        event_id = optional_str(event.get("sg_event_id")) or _derived_id(raw)
+        recipient = string_field(event, "email")
+        # surrogatepass: a JSON "\ud800" escape must not crash here; the Avro encoder dead-letters it.
+        event_id = string_field(event, "sg_event_id") or derived_id(raw.encode("utf-8", "surrogatepass"))
         return CanonicalEvent(
             event_id=event_id,
             event_type=event_type,
@@ -146,20 +156,11 @@ class SendGrid:
             attempt=_count(event.get("attempt")),
             tags=_tags(event.get("category")),
             metadata=_metadata(event),
-            details=DETAILS.get(event_type, _none)(event),
+            details=DETAILS.get(event_type, no_details)(event),
         )
 
 
 # --- verification ---------------------------------------------------------------------------------
-
-
-def _single(headers: Headers, name: str) -> str:
-    values = headers.getlist(name)
-    if not values:
-        raise SignatureInvalid(f"missing header {name}")
-    if len(values) > 1:
-        raise SignatureInvalid(f"header {name} appears {len(values)} times")
-    return values[0]
 
 
 def _signature(header: str) -> bytes:
@@ -220,12 +221,7 @@ def _parse_batch(body: bytes) -> list[Event]:
     One bad element dead-letters the whole delivery: the dead-letter topic keeps bodies whole, so
     the batch can be replayed after a fix, and publishing the rest would split it.
     """
-    try:
-        value = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
-    except UnicodeDecodeError as error:
-        raise PayloadInvalid(f"body is not UTF-8: {error}") from None
-    except json.JSONDecodeError as error:
-        raise PayloadInvalid(f"body is not JSON: {error}") from None
+    value = parse_json(body, parse_constant=_no_constant)
     if not isinstance(value, list):
         raise PayloadInvalid(f"body is JSON {type(value).__name__}, expected an array of events")
     for index, event in enumerate(value):
@@ -252,11 +248,6 @@ def _occurred_at(value: object, field: str = "timestamp") -> datetime:
         return datetime.fromtimestamp(value / 1000 if value >= MILLISECONDS_FROM else value, UTC)
     except (OverflowError, OSError, ValueError):
         raise PayloadInvalid(f"{field}: unix time out of range: {value!r}") from None
-
-
-def _derived_id(raw: str) -> str:
-    # surrogatepass: a JSON "\ud800" escape must not crash here; the Avro encoder dead-letters it.
-    return "sha256:" + hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _message_id(event: Event) -> str | None:
@@ -339,60 +330,35 @@ def _event_type(event: Event) -> str:
     return EVENT_TYPES.get(event["event"], UNMAPPED)
 
 
-def _text(event: Event, name: str) -> str | None:
-    value = event.get(name)
-    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "" else None
-
-
-def _flag(event: Event, name: str) -> bool | None:
-    value = event.get(name)
-    return value if isinstance(value, bool) else None
-
-
-def _none(event: Event) -> Details:
-    return {}
-
-
-def _smtp(reply: str | None, enhanced: str | None = None) -> Details:
-    """Reply code and enhanced status parsed from the reply text SendGrid quotes."""
-    match = SMTP_REPLY.match(reply or "")
-    return {
-        "smtp_status_code": int(match.group(1)) if match else None,
-        "smtp_enhanced_status_code": enhanced or (match.group(2) if match else None),
-        "smtp_response": reply,
-    }
-
-
 def _delivered(event: Event) -> Details:
-    return {"reason": None, **_smtp(_text(event, "response")), "session_id": None}
+    return {"reason": None, **smtp_fields(text_field(event, "response"), SMTP_REPLY), "session_id": None}
 
 
 def _deferred(event: Event) -> Details:
     # The examples put the server's reply in `response`; the property table says `reason`.
-    reply = _text(event, "response") or _text(event, "reason")
-    return {"reason": _text(event, "reason") or reply, **_smtp(reply), "bounce_class": None}
+    reply = text_field(event, "response") or text_field(event, "reason")
+    return {"reason": text_field(event, "reason") or reply, **smtp_fields(reply, SMTP_REPLY), "bounce_class": None}
 
 
 def _bounced(event: Event) -> Details:
-    reply = _text(event, "reason")  # "Error response that the receiving server returned"
+    reply = text_field(event, "reason")  # "Error response that the receiving server returned"
     return {
         "reason": reply,
-        **_smtp(reply, _text(event, "status")),
-        "bounce_class": _text(event, "bounce_classification"),
+        **smtp_fields(reply, SMTP_REPLY, text_field(event, "status")),
+        "bounce_class": text_field(event, "bounce_classification"),
     }
 
 
 def _dropped(event: Event) -> Details:
     # SendGrid's own decision ("Bounced Address"); no receiving server was involved.
-    smtp = {"smtp_status_code": None, "smtp_enhanced_status_code": None, "smtp_response": None}
-    return {"reason": _text(event, "reason"), **smtp, "error_code": None}
+    return {"reason": text_field(event, "reason"), **smtp_fields(None, SMTP_REPLY), "error_code": None}
 
 
 def _created(event: Event) -> Details:
     # `processed` names neither subject nor recipients list; only the deferred example has `from`.
     return {
         "subject": None,
-        "from_address": _text(event, "from"),
+        "from_address": text_field(event, "from"),
         "from_name": None,
         "to": [],
         "cc": [],
@@ -405,25 +371,25 @@ def _engaged(event: Event) -> Details:
     return {
         "subject": None,
         "first": None,
-        "user_agent": _text(event, "useragent"),
+        "user_agent": text_field(event, "useragent"),
         "client_name": None,
         "client_type": None,
         "device_type": None,
         "is_bot": None,
-        "ip": _text(event, "ip"),
+        "ip": text_field(event, "ip"),
     }
 
 
 def _opened(event: Event) -> Details:
     # sg_machine_open: Apple Mail Privacy Protection fetched the pixel, not a person.
-    return {**_engaged(event), "is_bot": _flag(event, "sg_machine_open")}
+    return {**_engaged(event), "is_bot": flag_field(event, "sg_machine_open")}
 
 
 def _clicked(event: Event) -> Details:
     offset = event.get("url_offset")  # {"index": 0, "type": "html"} in the examples; an int per the table
     index = offset.get("index") if isinstance(offset, dict) else offset
     link_index = index if isinstance(index, int) and not isinstance(index, bool) and 0 <= index <= MAX_INT else None
-    return {**_engaged(event), "url": _text(event, "url"), "link_index": link_index}
+    return {**_engaged(event), "url": text_field(event, "url"), "link_index": link_index}
 
 
 DETAILS: dict[str, Callable[[Event], Details]] = {

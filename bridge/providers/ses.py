@@ -33,7 +33,16 @@ from starlette.datastructures import Headers
 
 from bridge.errors import PayloadInvalid, SignatureInvalid, Unavailable
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers.base import optional_str, parse_options, parse_timestamp
+from bridge.providers.base import (
+    Details,
+    as_list,
+    no_details,
+    object_field,
+    parse_options,
+    parse_timestamp,
+    smtp_fields,
+    string_field,
+)
 from bridge.settings import SourceSettings
 
 log = logging.getLogger(__name__)
@@ -69,7 +78,6 @@ SEND_TEST_CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationServ
 EXAMPLE_TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"
 
 HttpGet = Callable[[str], Awaitable[bytes]]
-Details = dict[str, Any]
 
 
 class FetchError(Exception):
@@ -226,9 +234,9 @@ class Ses:
             raise PayloadInvalid("Message and MessageId must be strings")
         ses = _ses_message(text)
         name = _event_name(ses)
-        mail, body = _object(ses, "mail"), _object(ses, EVENT_OBJECTS.get(name, ""))
-        event_type, message_id = _event_type(name, body), optional_str(mail.get("messageId"))
-        details = DETAILS.get(event_type, _no_details)
+        mail, body = object_field(ses, "mail"), object_field(ses, EVENT_OBJECTS.get(name, ""))
+        event_type, message_id = _event_type(name, body), string_field(mail, "messageId")
+        details = DETAILS.get(event_type, no_details)
         common: dict[str, Any] = {
             "event_type": event_type,
             "provider": self.name,
@@ -468,8 +476,8 @@ BOUNCE_TYPES = {
 # "Not sent: the recipient is on a suppression list" is message.suppressed, whatever SES files it under.
 SUPPRESSED_SUBTYPES = frozenset({"Suppressed", "OnAccountSuppressionList"})
 OPT_OUT = "OptOut"
-SMTP_REPLY = re.compile(r"(?:smtp;\s*)?([2-5][0-9]{2})(?:[ -]+([2-5]\.[0-9]{1,3}\.[0-9]{1,3}))?", re.IGNORECASE)
-MAX_SMTP_CODE = 599
+# `250 2.6.0 Message received` / `smtp; 550 5.1.1 user unknown`: code and enhanced code, where given.
+SMTP_REPLY = re.compile(r"\s*(?:smtp;\s*)?([2-5][0-9]{2})(?:[ -]+([2-5]\.[0-9]{1,3}\.[0-9]{1,3}))?", re.IGNORECASE)
 
 
 def _ses_message(text: str) -> dict[str, Any]:
@@ -504,7 +512,7 @@ def _event_type(name: str, body: dict[str, Any]) -> str:
 
 def _opted_out(body: dict[str, Any]) -> bool:
     """Unsubscribed from everything, or from a topic not opted out of before (else an opt-in: unmapped)."""
-    new, old = _object(body, "newTopicPreferences"), _object(body, "oldTopicPreferences")
+    new, old = object_field(body, "newTopicPreferences"), object_field(body, "oldTopicPreferences")
     if new.get("unsubscribeAll") is True:
         return True
     before = {
@@ -522,12 +530,12 @@ def _recipients(name: str, body: dict[str, Any], mail: dict[str, Any]) -> list[t
     Message-level events (Send, Open, ...) name no recipient: the message's sole destination stands in.
     """
     if name not in RECIPIENT_LISTS:
-        destination = [item for item in _list(mail.get("destination")) if isinstance(item, str)]
+        destination = [item for item in as_list(mail.get("destination")) if isinstance(item, str)]
         return [(destination[0] if len(destination) == 1 else None, {})]
     found: dict[str, dict[str, Any]] = {}
-    for item in _list(body.get(RECIPIENT_LISTS[name])):
+    for item in as_list(body.get(RECIPIENT_LISTS[name])):
         entry = item if isinstance(item, dict) else {"emailAddress": item}
-        address = optional_str(entry.get("emailAddress"))
+        address = string_field(entry, "emailAddress")
         if address is not None:
             found.setdefault(address, entry)  # a repeated address would repeat the event_id
     return list(found.items()) or [(None, {})]
@@ -554,86 +562,60 @@ def _tags(value: object) -> tuple[str, ...]:
     )
 
 
-def _object(data: dict[str, Any], name: str) -> dict[str, Any]:
-    value = data.get(name)
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def _objects(value: object) -> list[dict[str, Any]]:
-    return [item for item in _list(value) if isinstance(item, dict)]
-
-
-def _text(data: dict[str, Any], name: str) -> str | None:
-    return optional_str(data.get(name))
+    return [item for item in as_list(value) if isinstance(item, dict)]
 
 
 # --- Details: each event type's schema fields ----------------------------------------------------------
 
 
-def _no_details(body: dict[str, Any], entry: dict[str, Any], mail: dict[str, Any]) -> Details:
-    return {}
-
-
-def _smtp(reply: str | None, status: str | None) -> Details:
-    """`250 2.6.0 Message received` / `smtp; 550 5.1.1 user unknown`: code and enhanced code, where given."""
-    match = SMTP_REPLY.match(reply.strip()) if reply else None
-    code = int(match.group(1)) if match else None
-    return {
-        "smtp_status_code": code if code is not None and code <= MAX_SMTP_CODE else None,
-        "smtp_enhanced_status_code": status or (match.group(2) if match else None),
-        "smtp_response": reply,
-    }
-
-
 def _delivered(body: dict[str, Any], entry: dict[str, Any], mail: dict[str, Any]) -> Details:
-    return {"reason": None, **_smtp(_text(body, "smtpResponse"), None), "session_id": None}
+    return {"reason": None, **smtp_fields(string_field(body, "smtpResponse"), SMTP_REPLY), "session_id": None}
 
 
 def _deferred(body: dict[str, Any], entry: dict[str, Any], mail: dict[str, Any]) -> Details:
-    smtp = _smtp(_text(entry, "diagnosticCode"), _text(entry, "status"))
-    return {"reason": _text(body, "delayType"), **smtp, "bounce_class": None}
+    smtp = smtp_fields(string_field(entry, "diagnosticCode"), SMTP_REPLY, string_field(entry, "status"))
+    return {"reason": string_field(body, "delayType"), **smtp, "bounce_class": None}
 
 
 def _bounced(body: dict[str, Any], entry: dict[str, Any], mail: dict[str, Any]) -> Details:
-    kind, subtype = _text(body, "bounceType"), _text(body, "bounceSubType")
+    kind, subtype = string_field(body, "bounceType"), string_field(body, "bounceSubType")
     return {
         "reason": subtype,
-        **_smtp(_text(entry, "diagnosticCode"), _text(entry, "status")),
+        **smtp_fields(string_field(entry, "diagnosticCode"), SMTP_REPLY, string_field(entry, "status")),
         "bounce_class": f"{kind}/{subtype}" if kind or subtype else None,
     }
 
 
 def _suppressed(body: dict[str, Any], entry: dict[str, Any], mail: dict[str, Any]) -> Details:
-    return {"reason": _text(body, "bounceSubType") or _text(body, "complaintSubType")}
+    return {"reason": string_field(body, "bounceSubType") or string_field(body, "complaintSubType")}
 
 
 def _failed(body: dict[str, Any], entry: dict[str, Any], mail: dict[str, Any]) -> Details:
-    reason = _text(body, "reason") or _text(body, "errorMessage")  # Reject / Rendering Failure
-    return {"reason": reason, **_smtp(None, None), "error_code": None}
+    reason = string_field(body, "reason") or string_field(body, "errorMessage")  # Reject / Rendering Failure
+    return {"reason": reason, **smtp_fields(None, SMTP_REPLY), "error_code": None}
 
 
 def _headers(mail: dict[str, Any]) -> dict[str, Any]:
-    return _object(mail, "commonHeaders")
+    return object_field(mail, "commonHeaders")
 
 
 def _addresses(value: object) -> list[str]:
-    return [address for _, address in getaddresses([item for item in _list(value) if isinstance(item, str)]) if address]
+    return [
+        address for _, address in getaddresses([item for item in as_list(value) if isinstance(item, str)]) if address
+    ]
 
 
 def _created(body: dict[str, Any], entry: dict[str, Any], mail: dict[str, Any]) -> Details:
     headers = _headers(mail)
-    senders = [item for item in _list(headers.get("from")) if isinstance(item, str)] or [str(mail.get("source", ""))]
+    senders = [item for item in as_list(headers.get("from")) if isinstance(item, str)] or [str(mail.get("source", ""))]
     name, address = parseaddr(senders[0])
     return {
-        "subject": _text(headers, "subject"),
+        "subject": string_field(headers, "subject"),
         "from_address": address or None,
         "from_name": name or None,
         "to": _addresses(headers.get("to"))
-        or [item for item in _list(mail.get("destination")) if isinstance(item, str)],
+        or [item for item in as_list(mail.get("destination")) if isinstance(item, str)],
         "cc": _addresses(headers.get("cc")),
         "bcc": _addresses(headers.get("bcc")),
         "reply_to": next(iter(_addresses(headers.get("replyTo"))), None),
@@ -642,19 +624,19 @@ def _created(body: dict[str, Any], entry: dict[str, Any], mail: dict[str, Any]) 
 
 def _opened(body: dict[str, Any], entry: dict[str, Any], mail: dict[str, Any]) -> Details:
     return {
-        "subject": _text(_headers(mail), "subject"),
+        "subject": string_field(_headers(mail), "subject"),
         "first": None,
-        "user_agent": _text(body, "userAgent"),
+        "user_agent": string_field(body, "userAgent"),
         "client_name": None,
         "client_type": None,
         "device_type": None,
         "is_bot": None,
-        "ip": _text(body, "ipAddress"),
+        "ip": string_field(body, "ipAddress"),
     }
 
 
 def _clicked(body: dict[str, Any], entry: dict[str, Any], mail: dict[str, Any]) -> Details:
-    return {**_opened(body, entry, mail), "url": _text(body, "link"), "link_index": None}
+    return {**_opened(body, entry, mail), "url": string_field(body, "link"), "link_index": None}
 
 
 DETAILS: dict[str, Callable[[dict[str, Any], dict[str, Any], dict[str, Any]], Details]] = {
@@ -664,7 +646,7 @@ DETAILS: dict[str, Callable[[dict[str, Any], dict[str, Any], dict[str, Any]], De
     "message.hard_bounced": _bounced,
     "message.soft_bounced": _bounced,
     "message.suppressed": _suppressed,
-    "message.spam_complaint": lambda body, entry, mail: {"feedback_type": _text(body, "complaintFeedbackType")},
+    "message.spam_complaint": lambda body, entry, mail: {"feedback_type": string_field(body, "complaintFeedbackType")},
     "message.failed": _failed,
     "message.opened": _opened,
     "message.clicked": _clicked,

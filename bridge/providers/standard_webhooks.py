@@ -18,12 +18,17 @@ from starlette.datastructures import Headers
 from bridge.errors import PayloadInvalid, SignatureInvalid, StaleTimestamp
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
 from bridge.providers.base import (
+    Details,
     NoOptions,
-    optional_str,
+    derived_id,
+    no_details,
+    object_field,
     parse_json_object,
     parse_options,
     parse_timestamp,
     require_secrets,
+    single_header,
+    string_field,
     stringify_map,
 )
 from bridge.settings import SourceSettings
@@ -41,8 +46,6 @@ DIGITS = re.compile(r"[0-9]{1,16}")
 # 1e11 s is the year 5138, 1e11 ms is March 1973.
 MILLISECONDS_ABOVE = 10**11
 
-Details = dict[str, Any]
-
 
 class StandardWebhooks:
     name = "standard-webhooks"
@@ -57,13 +60,13 @@ class StandardWebhooks:
         return parse_options(NoOptions, source)
 
     def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
-        message_id = _single(headers, ID_HEADERS)
+        message_id = single_header(headers, *ID_HEADERS)
         if not message_id:
             raise SignatureInvalid("the id header is empty")
-        timestamp = _single(headers, TIMESTAMP_HEADERS).strip()
+        timestamp = single_header(headers, *TIMESTAMP_HEADERS).strip()
         if not DIGITS.fullmatch(timestamp):
             raise SignatureInvalid("the timestamp header is not a number of seconds")
-        signatures = _parse_signatures(_single(headers, SIGNATURE_HEADERS))
+        signatures = _parse_signatures(single_header(headers, *SIGNATURE_HEADERS))
         # The header's own bytes (Starlette decodes header values as latin-1) are what was signed.
         signed = _signed_content(message_id.encode("latin-1"), timestamp, body)
         expected = [_digest(signing_key(secret), signed) for secret in source.secret_values()]
@@ -80,8 +83,8 @@ class StandardWebhooks:
             raise PayloadInvalid("type: missing or not a string")
         data = _data(payload)
         event_type = _canonical(event, data)
-        message_id = optional_str(data.get("email_id"))
-        event_id = _first(delivery.headers, ID_HEADERS) or "sha256:" + hashlib.sha256(delivery.body).hexdigest()
+        message_id = string_field(data, "email_id")
+        event_id = _first(delivery.headers, ID_HEADERS) or derived_id(delivery.body)
         return [
             CanonicalEvent(
                 event_id=event_id,
@@ -96,7 +99,7 @@ class StandardWebhooks:
                 message_id=message_id,
                 recipient=next(iter(_addresses(data.get("to"))), None),
                 metadata=_tags(data.get("tags")),
-                details=DETAILS.get(event_type, _none)(data),
+                details=DETAILS.get(event_type, no_details)(data),
             )
         ]
 
@@ -152,17 +155,6 @@ def _first(headers: Headers, names: tuple[str, ...]) -> str | None:
     return next((headers[name] for name in names if name in headers), None)
 
 
-def _single(headers: Headers, names: tuple[str, ...]) -> str:
-    """The first of `names` present, which must appear once (a repeated header is ambiguous)."""
-    name = next((name for name in names if name in headers), None)
-    if name is None:
-        raise SignatureInvalid(f"missing header {' or '.join(names)}")
-    values = headers.getlist(name)
-    if len(values) > 1:
-        raise SignatureInvalid(f"header {name} appears {len(values)} times")
-    return values[0]
-
-
 def _parse_signatures(header: str) -> list[bytes]:
     """`v1,<base64> v1,<base64> v1a,...`: other versions and malformed entries are skipped."""
     digests = []
@@ -203,7 +195,8 @@ SOFT_BOUNCE_TYPE = "transient"  # Resend's bounce.type: Permanent, Transient, Un
 
 
 def _canonical(event: str, data: dict[str, Any]) -> str:
-    if event == "email.bounced" and (_text(_object(data, "bounce"), "type") or "").lower() == SOFT_BOUNCE_TYPE:
+    bounce_type = string_field(object_field(data, "bounce"), "type") or ""
+    if event == "email.bounced" and bounce_type.lower() == SOFT_BOUNCE_TYPE:
         return "message.soft_bounced"
     return MAPPED.get(event, UNMAPPED)
 
@@ -237,8 +230,8 @@ def _occurred_at(payload: dict[str, Any]) -> datetime:
 def _subject_id(event_type: str, data: dict[str, Any]) -> str | None:
     """The record key where there is no email id: the suppressed address, else the object's id."""
     if event_type.startswith("suppression."):
-        return _text(data, "email")
-    return _text(data, "id")
+        return string_field(data, "email")
+    return string_field(data, "id")
 
 
 def _tags(value: object) -> dict[str, str]:
@@ -248,19 +241,6 @@ def _tags(value: object) -> dict[str, str]:
     return stringify_map(value)
 
 
-def _none(data: dict[str, Any]) -> Details:
-    return {}
-
-
-def _object(data: dict[str, Any], name: str) -> dict[str, Any]:
-    value = data.get(name)
-    return value if isinstance(value, dict) else {}
-
-
-def _text(data: dict[str, Any], name: str) -> str | None:
-    return optional_str(data.get(name))
-
-
 def _addresses(value: object) -> list[str]:
     items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
     return [item for item in items if isinstance(item, str) and item]
@@ -268,14 +248,14 @@ def _addresses(value: object) -> list[str]:
 
 def _sender(data: dict[str, Any]) -> tuple[str | None, str | None]:
     """`"Acme <onboarding@resend.dev>"` → (address, display name)."""
-    name, address = parseaddr(_text(data, "from") or "")
+    name, address = parseaddr(string_field(data, "from") or "")
     return address or None, name or None
 
 
 def _created(data: dict[str, Any]) -> Details:
     address, name = _sender(data)
     return {
-        "subject": _text(data, "subject"),
+        "subject": string_field(data, "subject"),
         "from_address": address,
         "from_name": name,
         "to": _addresses(data.get("to")),
@@ -286,44 +266,44 @@ def _created(data: dict[str, Any]) -> Details:
 
 
 def _bounced(data: dict[str, Any]) -> Details:
-    bounce = _object(data, "bounce")
-    return {"reason": _text(bounce, "message"), "bounce_class": _text(bounce, "subType")}
+    bounce = object_field(data, "bounce")
+    return {"reason": string_field(bounce, "message"), "bounce_class": string_field(bounce, "subType")}
 
 
 def _clicked(data: dict[str, Any]) -> Details:
-    click = _object(data, "click")
+    click = object_field(data, "click")
     return {
-        "subject": _text(data, "subject"),
-        "url": _text(click, "link"),
-        "ip": _text(click, "ipAddress"),
-        "user_agent": _text(click, "userAgent"),
+        "subject": string_field(data, "subject"),
+        "url": string_field(click, "link"),
+        "ip": string_field(click, "ipAddress"),
+        "user_agent": string_field(click, "userAgent"),
     }
 
 
 def _failed(data: dict[str, Any]) -> Details:
     # Resend's reason is a code (`reached_daily_quota`): it is both the reason and the error code.
-    reason = _text(_object(data, "failed"), "reason")
+    reason = string_field(object_field(data, "failed"), "reason")
     return {"reason": reason, "error_code": reason}
 
 
 def _inbound(data: dict[str, Any]) -> Details:
     address, _ = _sender(data)
-    return {"subject": _text(data, "subject"), "from_address": address, "to": _addresses(data.get("to"))}
+    return {"subject": string_field(data, "subject"), "from_address": address, "to": _addresses(data.get("to"))}
 
 
 def _suppression(data: dict[str, Any]) -> Details:
     # Resend's suppression list holds email addresses; `origin` is bounce, complaint or manual.
-    return {"suppression_type": "email", "value": _text(data, "email"), "reason": _text(data, "origin")}
+    return {"suppression_type": "email", "value": string_field(data, "email"), "reason": string_field(data, "origin")}
 
 
 DETAILS: dict[str, Callable[[dict[str, Any]], Details]] = {
     "message.created": _created,
     "message.hard_bounced": _bounced,
     "message.soft_bounced": _bounced,
-    "message.opened": lambda data: {"subject": _text(data, "subject")},
+    "message.opened": lambda data: {"subject": string_field(data, "subject")},
     "message.clicked": _clicked,
     "message.failed": _failed,
-    "message.suppressed": lambda data: {"reason": _text(_object(data, "suppressed"), "message")},
+    "message.suppressed": lambda data: {"reason": string_field(object_field(data, "suppressed"), "message")},
     "message.inbound": _inbound,
     "suppression.added": _suppression,
     "suppression.removed": _suppression,
