@@ -64,5 +64,5 @@ integration: venv
 test: check
 	$(BIN)/pytest -q --cov=bridge --cov-report=term-missing:skip-covered --cov-fail-under=90
 
-bench: venv
+bench: venv stack-up
 	$(BIN)/python -m benchmarks.throughput

@@ -1,0 +1,116 @@
+"""`bridge send-test` for every provider: each signs a fresh example as its provider would (in the
+body for Mailgun and SNS, with the configured header for Postmark) and the bridge publishes it."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from bridge.providers import PROVIDERS
+from bridge.providers.ses import EXAMPLE_TOPIC_ARN, SEND_TEST_CERT_URL
+from tests.integration.conftest import Stack, read_topic, start_bridge
+
+pytestmark = pytest.mark.integration
+
+
+def sendgrid_keys() -> tuple[str, str]:
+    """(public key for options.public_keys, private key for send-test), both base64 DER."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(public).decode(), base64.b64encode(private).decode()
+
+
+def sns_key_and_certificate() -> tuple[str, str]:
+    """(PEM private key for send-test, PEM self-signed certificate pinned under SEND_TEST_CERT_URL)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.us-east-1.amazonaws.com")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return private.decode(), certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+SOURCES = f"""
+- {{name: lettermint, provider: lettermint, secrets: ["whsec_send-test"]}}
+- {{name: lettr, provider: lettr, secrets: ["lettr-signing-secret"]}}
+- {{name: sendapi, provider: sendapi, secrets: ["whsec_send-test"]}}
+- {{name: standard-webhooks, provider: standard-webhooks, secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}}
+- name: sendgrid
+  provider: sendgrid
+  secrets: ["${{SENDGRID_PRIVATE}}"]
+  options: {{public_keys: ["${{SENDGRID_PUBLIC}}"]}}
+- {{name: mailgun, provider: mailgun, secrets: ["key-send-test"]}}
+- {{name: postmark, provider: postmark, secrets: ["pm-token"], options: {{header: X-Webhook-Token}}}}
+- name: ses
+  provider: ses
+  secrets: ["${{SNS_PRIVATE}}"]
+  options:
+    topic_arns: ["{EXAMPLE_TOPIC_ARN}"]
+    certificates: {{"{SEND_TEST_CERT_URL}": "${{SNS_CERTIFICATE}}"}}
+"""
+
+
+@pytest.fixture(scope="module")
+def served(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, dict[str, str]]]:
+    public, private = sendgrid_keys()
+    sns_private, sns_certificate = sns_key_and_certificate()
+    env = {
+        "SENDGRID_PUBLIC": public,
+        "SENDGRID_PRIVATE": private,
+        "SNS_PRIVATE": sns_private,
+        "SNS_CERTIFICATE": sns_certificate,
+    }
+    with start_bridge(stack, tmp_path_factory.mktemp("send-test"), SOURCES, env) as (_, prefix, config):
+        yield prefix, config, env
+
+
+def test_every_provider_has_a_send_test_source() -> None:
+    assert {
+        line.split("provider: ")[1].split(",")[0].strip() for line in SOURCES.splitlines() if "provider: " in line
+    } == set(PROVIDERS)
+
+
+@pytest.mark.parametrize("source", sorted(PROVIDERS))
+def test_send_test_delivers_a_signed_example(
+    stack: Stack, served: tuple[str, Path, dict[str, str]], source: str
+) -> None:
+    prefix, config, env = served
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge", "--config", str(config), "send-test", "--source", source],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    event_ids = json.loads(result.stdout.split(" -> 200 ", 1)[1])["events"]
+    assert event_ids
+    published = read_topic(stack.bootstrap_servers, f"{prefix}.message.delivered")
+    found = {(dict(record.headers() or []).get("event_id") or b"").decode() for record in published}
+    assert set(event_ids) <= found
