@@ -82,6 +82,8 @@ def create_app(
                     log.error("shutdown: %d records were not acknowledged; their deliveries got 503", remaining)
 
     async def healthz(request: Request) -> JSONResponse:
+        if kafka.fatal is not None:
+            return JSONResponse({"status": "failed", "kafka_fatal": kafka.fatal}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> JSONResponse:

@@ -38,6 +38,10 @@ class Publisher(Protocol):
     async def ready(self) -> bool:
         """Whether the broker answers."""
 
+    @property
+    def fatal(self) -> str | None:
+        """Why the producer can never publish again (librdkafka's fatal errors), else None."""
+
 
 class KafkaPublisher:
     """A confluent-kafka Producer whose delivery reports resolve asyncio futures.
@@ -56,7 +60,9 @@ class KafkaPublisher:
             "message.timeout.ms": int(timeout * 1000),
             **extra,
             **GUARANTEE,
+            "error_cb": self._on_error,
         }
+        self._fatal: str | None = None
         self._producer = Producer(self._config)
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-delivery-reports", daemon=True)
@@ -72,7 +78,20 @@ class KafkaPublisher:
         except TimeoutError:
             raise PublishFailed(f"Kafka did not acknowledge within {self._timeout:g} s") from None
 
+    @property
+    def fatal(self) -> str | None:
+        return self._fatal
+
+    def _on_error(self, error: KafkaError) -> None:
+        # A fatal error (e.g. the idempotent producer lost its sequence) ends this producer for good:
+        # /healthz then fails so the orchestrator restarts the process with a fresh one.
+        if error.fatal():
+            log.critical("Kafka producer fatal error: %s", error.str())
+            self._fatal = error.str()
+
     async def ready(self) -> bool:
+        if self._fatal is not None:
+            return False
         try:
             metadata = await asyncio.to_thread(self._producer.list_topics, timeout=2)
         except KafkaException:

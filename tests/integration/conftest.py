@@ -41,6 +41,8 @@ SECRETS = ("whsec_integration-current", "whsec_integration-previous")
 class Stack:
     bootstrap_servers: str
     registry_url: str
+    # The broker's PID where this session started it (the JVM path), for failure tests.
+    kafka_pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,8 @@ def _jvm_stack(state: Path) -> Iterator[Stack]:
         started = subprocess.run([str(STACK), "up"], env=env, capture_output=True, text=True)
         if started.returncode != 0:
             pytest.fail(f"stack.sh up failed:\n{started.stderr}")
-        yield Stack(f"127.0.0.1:{ports['KAFKA']}", f"http://127.0.0.1:{ports['REGISTRY']}/apis/ccompat/v7")
+        kafka_pid = int((state / "kafka.pid").read_text())
+        yield Stack(f"127.0.0.1:{ports['KAFKA']}", f"http://127.0.0.1:{ports['REGISTRY']}/apis/ccompat/v7", kafka_pid)
     finally:
         subprocess.run([str(STACK), "down"], env=env, capture_output=True)
 

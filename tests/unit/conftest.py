@@ -47,6 +47,7 @@ class FakePublisher:
         self.records: list[Record] = []
         self.failure: PublishFailed | None = None
         self.is_ready = True
+        self.fatal: str | None = None
 
     async def publish(self, records: Sequence[Record]) -> None:
         if self.failure is not None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaError
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -273,3 +274,20 @@ def test_late_delivery_report_does_not_kill_the_poll_thread(monkeypatch: pytest.
         time.sleep(0.05)
     publisher.close(0.1)
     assert [str(hook.exc_value) for hook in escaped] == []
+
+
+def test_a_fatal_producer_error_fails_the_liveness_probe(client: TestClient, publisher: FakePublisher) -> None:
+    assert client.get("/healthz").status_code == 200
+    publisher.fatal = "Local: Fatal error: idempotent producer sequence desynchronised"
+    response = client.get("/healthz")
+    assert (response.status_code, response.json()["status"]) == (503, "failed")
+    assert "sequence" in response.json()["kafka_fatal"]
+
+
+def test_the_kafka_publisher_records_only_fatal_errors() -> None:
+    publisher = KafkaPublisher("127.0.0.1:1", {}, timeout=0.5)
+    publisher._on_error(KafkaError(KafkaError._TRANSPORT, "broker down"))
+    assert publisher.fatal is None
+    publisher._on_error(KafkaError(KafkaError._FATAL, "sequence desynchronised", fatal=True))
+    assert publisher.fatal is not None
+    assert asyncio.run(publisher.ready()) is False
