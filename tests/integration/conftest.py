@@ -11,6 +11,7 @@ Where they come from, in order:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -23,12 +24,17 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from confluent_kafka import Consumer, Message
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 from bridge.cli import read_records
+from bridge.events import DEAD_LETTER
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = ROOT / "deploy" / "local" / "stack.sh"
@@ -46,13 +52,24 @@ class Stack:
 
 
 @dataclass(frozen=True)
-class Bridge:
+class Served:
+    """A running `bridge serve`: its base URL, topic prefix and config file, and the stack behind it."""
+
     url: str
     prefix: str
-    source: str
-    secrets: tuple[str, ...]
     config: Path
     stack: Stack
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}.{name}"
+
+
+@dataclass(frozen=True)
+class Bridge(Served):
+    """A `bridge serve` with one source under test, and that source's secrets."""
+
+    source: str
+    secrets: tuple[str, ...]
 
 
 def free_port() -> int:
@@ -203,7 +220,22 @@ def bridge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[B
     """
     env = {"IT_SECRET_CURRENT": SECRETS[0], "IT_SECRET_PREVIOUS": SECRETS[1]}
     with start_bridge(stack, tmp_path_factory.mktemp("bridge"), sources, env) as (url, prefix, config):
-        yield Bridge(url, prefix, "lettermint-it", SECRETS, config, stack)
+        yield Bridge(url, prefix, config, stack, source="lettermint-it", secrets=SECRETS)
+
+
+@pytest.fixture(scope="session")
+def registry(stack: Stack) -> Iterator[SchemaRegistryClient]:
+    with SchemaRegistryClient({"url": stack.registry_url, "timeout": 10}) as client:
+        yield client
+
+
+def post_to(served: Served, source: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    """POST `body` to `source`'s webhook route, as the provider would."""
+    return httpx.post(f"{served.url}/webhooks/{source}", content=body, headers=headers, timeout=35)
+
+
+def post(bridge: Bridge, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    return post_to(bridge, bridge.source, body, headers)
 
 
 def read_topic(bootstrap_servers: str, topic: str) -> list[Message]:
@@ -213,3 +245,37 @@ def read_topic(bootstrap_servers: str, topic: str) -> list[Message]:
         return list(read_records(consumer, topic, follow=False))
     finally:
         consumer.close()
+
+
+def run_cli(config: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m bridge --config <config> <args>`, with `env` over this process's environment."""
+    command = [sys.executable, "-m", "bridge", "--config", str(config), *args]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env}, timeout=60)
+
+
+def sent_event_ids(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The event ids in the bridge's 200 answer that `send-test` prints."""
+    return list(json.loads(result.stdout.split(" -> 200 ", 1)[1])["events"])
+
+
+def records_with(stack_or_bootstrap: Stack | str, topic: str, event_id: str) -> list[Message]:
+    """The records of `topic` whose event_id header is `event_id`."""
+    bootstrap = stack_or_bootstrap if isinstance(stack_or_bootstrap, str) else stack_or_bootstrap.bootstrap_servers
+    records = read_topic(bootstrap, topic)
+    return [record for record in records if dict(record.headers() or []).get("event_id") == event_id.encode()]
+
+
+def dead_letters(served: Served, body: bytes) -> list[Message]:
+    """The records of the dead-letter topic that hold `body`, whole."""
+    return [
+        record
+        for record in read_topic(served.stack.bootstrap_servers, served.topic(DEAD_LETTER))
+        if record.value() == body
+    ]
+
+
+def decode(registry: SchemaRegistryClient, record: Message) -> dict[str, Any]:
+    """A record's value through confluent-kafka's stock AvroDeserializer."""
+    value = AvroDeserializer(registry)(record.value(), SerializationContext(record.topic() or "", MessageField.VALUE))
+    assert isinstance(value, dict)
+    return value

@@ -4,57 +4,28 @@ with confluent-kafka's stock AvroDeserializer."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
-from confluent_kafka import Message
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
-from confluent_kafka.serialization import MessageField, SerializationContext
 from starlette.datastructures import Headers
 
 from bridge.avro import to_record
-from bridge.events import DEAD_LETTER, EVENT_TYPES, UNMAPPED, Delivery
+from bridge.events import EVENT_TYPES, UNMAPPED, Delivery
 from bridge.providers.lettermint import Lettermint
-from tests.integration.conftest import Bridge, read_topic
+from tests.integration.conftest import Bridge, dead_letters, decode, post, records_with, run_cli, sent_event_ids
 
 pytestmark = pytest.mark.integration
 LETTERMINT = Lettermint()
 PUBLISHED_TYPES = [event_type for event_type in EVENT_TYPES if event_type != UNMAPPED]
 
 
-def post(bridge: Bridge, body: bytes, headers: dict[str, str]) -> httpx.Response:
-    return httpx.post(f"{bridge.url}/webhooks/{bridge.source}", content=body, headers=headers, timeout=35)
-
-
 def signed(bridge: Bridge, body: bytes, secret: str | None = None, now: float | None = None) -> dict[str, str]:
     return LETTERMINT.sign(body, secret or bridge.secrets[0], time.time() if now is None else now)
-
-
-def records_with(bridge: Bridge, topic: str, header: str, value: str) -> list[Message]:
-    records = read_topic(bridge.stack.bootstrap_servers, topic)
-    return [record for record in records if dict(record.headers() or []).get(header) == value.encode()]
-
-
-@pytest.fixture(scope="module")
-def registry(bridge: Bridge) -> Iterator[SchemaRegistryClient]:
-    with SchemaRegistryClient({"url": bridge.stack.registry_url, "timeout": 10}) as client:
-        yield client
-
-
-def decode(registry: SchemaRegistryClient, record: Message) -> dict[str, Any]:
-    value = AvroDeserializer(registry)(record.value(), SerializationContext(record.topic(), MessageField.VALUE))
-    assert isinstance(value, dict)
-    return value
 
 
 @pytest.mark.parametrize("event_type", PUBLISHED_TYPES)
@@ -69,7 +40,7 @@ def test_every_event_type_lands_on_its_topic_decodable_by_the_stock_deserializer
     assert response.json() == {"status": "published", "events": [event_id]}
 
     topic = f"{bridge.prefix}.{event_type}"
-    [record] = records_with(bridge, topic, "event_id", event_id)
+    [record] = records_with(bridge.stack, topic, event_id)
     delivery = Delivery(bridge.source, "lettermint", Headers(signed(bridge, body)), body, before)
     [expected] = LETTERMINT.normalise(delivery)
     decoded = decode(registry, record)
@@ -93,7 +64,7 @@ def test_a_delivery_signed_with_the_previous_secret_is_published(bridge: Bridge)
     body = LETTERMINT.example("message.sent", datetime.now(UTC))
     response = post(bridge, body, signed(bridge, body, secret=bridge.secrets[1]))
     assert response.status_code == 200, response.text
-    assert len(records_with(bridge, f"{bridge.prefix}.message.sent", "event_id", json.loads(body)["id"])) == 1
+    assert len(records_with(bridge.stack, f"{bridge.prefix}.message.sent", json.loads(body)["id"])) == 1
 
 
 def tampered(bridge: Bridge, body: bytes) -> tuple[bytes, dict[str, str]]:
@@ -118,7 +89,7 @@ def test_an_unauthenticated_delivery_gets_401_and_publishes_nothing(bridge: Brid
     response = post(bridge, *forge(bridge, body))
     assert response.status_code == 401, response.text
     event_id = json.loads(body)["id"]
-    assert records_with(bridge, f"{bridge.prefix}.message.delivered", "event_id", event_id) == []
+    assert records_with(bridge.stack, f"{bridge.prefix}.message.delivered", event_id) == []
 
 
 def test_a_verified_but_malformed_body_lands_whole_in_the_dead_letter_topic(bridge: Bridge) -> None:
@@ -127,8 +98,7 @@ def test_a_verified_but_malformed_body_lands_whole_in_the_dead_letter_topic(brid
     response = post(bridge, body, signed(bridge, body))
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "dead-lettered"
-    topic = f"{bridge.prefix}.{DEAD_LETTER}"
-    [record] = [r for r in read_topic(bridge.stack.bootstrap_servers, topic) if r.value() == body]
+    [record] = dead_letters(bridge, body)
     headers = dict(record.headers() or [])
     assert headers["dead_letter_reason"].startswith(b"body is not JSON")
     assert headers["source"] == bridge.source.encode()
@@ -146,7 +116,7 @@ def test_an_event_without_a_canonical_type_is_published_raw_to_unmapped(
     }
     body = json.dumps(envelope).encode()
     assert post(bridge, body, signed(bridge, body)).status_code == 200
-    [record] = records_with(bridge, f"{bridge.prefix}.{UNMAPPED}", "event_id", envelope["id"])
+    [record] = records_with(bridge.stack, f"{bridge.prefix}.{UNMAPPED}", envelope["id"])
     decoded = decode(registry, record)
     assert (decoded["provider_event"], decoded["raw"], decoded["message_id"]) == (
         "message.teleported",
@@ -172,25 +142,13 @@ def test_schemas_are_registered_backward_and_the_registry_enforces_it(
 
 
 def test_send_test_posts_a_signed_example_that_is_published(bridge: Bridge) -> None:
-    env = {**os.environ, "IT_SECRET_CURRENT": bridge.secrets[0], "IT_SECRET_PREVIOUS": bridge.secrets[1]}
-    result = subprocess.run(
-        [sys.executable, "-m", "bridge", "--config", str(bridge.config), "send-test", "--event", "message.opened"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    env = {"IT_SECRET_CURRENT": bridge.secrets[0], "IT_SECRET_PREVIOUS": bridge.secrets[1]}
+    result = run_cli(bridge.config, env, "send-test", "--event", "message.opened")
     assert result.returncode == 0, result.stderr
-    event_id = json.loads(result.stdout.split(" -> 200 ", 1)[1])["events"][0]
-    assert len(records_with(bridge, f"{bridge.prefix}.message.opened", "event_id", event_id)) == 1
+    event_id = sent_event_ids(result)[0]
+    assert len(records_with(bridge.stack, f"{bridge.prefix}.message.opened", event_id)) == 1
 
-    consumed = subprocess.run(
-        [sys.executable, "-m", "bridge", "--config", str(bridge.config), "consume", f"{bridge.prefix}.message.opened"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    consumed = run_cli(bridge.config, env, "consume", f"{bridge.prefix}.message.opened")
     assert consumed.returncode == 0, consumed.stderr
     [line] = [json.loads(line) for line in consumed.stdout.splitlines() if event_id in line]
     assert line["value"]["event_id"] == event_id

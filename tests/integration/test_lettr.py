@@ -5,28 +5,31 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
-from confluent_kafka.serialization import MessageField, SerializationContext
 from starlette.datastructures import Headers
 
 from bridge.avro import to_record
-from bridge.events import DEAD_LETTER, UNMAPPED, CanonicalEvent, Delivery
+from bridge.events import UNMAPPED, CanonicalEvent, Delivery
 from bridge.providers.lettr import Lettr
-from tests.integration.conftest import Stack, read_topic, start_bridge
+from tests.integration.conftest import (
+    Served,
+    Stack,
+    dead_letters,
+    decode,
+    post_to,
+    records_with,
+    run_cli,
+    sent_event_ids,
+    start_bridge,
+)
 
 pytestmark = pytest.mark.integration
 LETTR = Lettr()
@@ -61,39 +64,21 @@ SOURCES = f"""
 """
 
 
-@dataclass(frozen=True)
-class LettrBridge:
-    url: str
-    prefix: str
-    config: Path
-    stack: Stack
-
-
 @pytest.fixture(scope="module")
-def bridge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LettrBridge]:
+def bridge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with start_bridge(stack, tmp_path_factory.mktemp("lettr"), SOURCES, ENV) as (url, prefix, config):
-        yield LettrBridge(url, prefix, config, stack)
-
-
-@pytest.fixture(scope="module")
-def registry(bridge: LettrBridge) -> Iterator[SchemaRegistryClient]:
-    with SchemaRegistryClient({"url": bridge.stack.registry_url, "timeout": 10}) as client:
-        yield client
+        yield Served(url, prefix, config, stack)
 
 
 def basic(user: str = USER, password: str = PASSWORD) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def post(bridge: LettrBridge, source: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-    return httpx.post(f"{bridge.url}/webhooks/{source}", content=body, headers=headers, timeout=35)
-
-
 def basic_and_signed(body: bytes, user: str = USER, password: str = PASSWORD) -> dict[str, str]:
     return {"Authorization": basic(user, password), **LETTR.sign(body, SIGNING_SECRET, 0)}
 
 
-def fetch_token(bridge: LettrBridge, **form: str) -> httpx.Response:
+def fetch_token(bridge: Served, **form: str) -> httpx.Response:
     fields = {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET} | form
     return httpx.post(f"{bridge.url}/webhooks/{OAUTH_SOURCE}/token", data=fields, timeout=35)
 
@@ -120,17 +105,6 @@ def event_id(item: dict[str, Any]) -> str:
     return str(next(iter(item["msys"].values()))["event_id"])
 
 
-def records_with(bridge: LettrBridge, topic: str, value: str) -> list[Message]:
-    records = read_topic(bridge.stack.bootstrap_servers, f"{bridge.prefix}.{topic}")
-    return [record for record in records if dict(record.headers() or []).get("event_id") == value.encode()]
-
-
-def decode(registry: SchemaRegistryClient, record: Message) -> dict[str, Any]:
-    value = AvroDeserializer(registry)(record.value(), SerializationContext(record.topic(), MessageField.VALUE))
-    assert isinstance(value, dict)
-    return value
-
-
 def expected(source: str, body: bytes) -> list[CanonicalEvent]:
     return LETTR.normalise(Delivery(source, "lettr", Headers({}), body, datetime.now(UTC)))
 
@@ -150,26 +124,26 @@ def check_record(registry: SchemaRegistryClient, record: Message, want: Canonica
 
 
 def test_a_basic_and_signed_batch_fans_out_to_one_record_per_event(
-    bridge: LettrBridge, registry: SchemaRegistryClient
+    bridge: Served, registry: SchemaRegistryClient
 ) -> None:
     delivered = element("message_event", "delivery")
     bounced = element("message_event", "bounce", bounce_class="10", error_code="550", raw_reason="550 5.1.1 unknown")
     body = body_of(delivered, bounced)
-    response = post(bridge, BASIC_SOURCE, body, basic_and_signed(body))
+    response = post_to(bridge, BASIC_SOURCE, body, basic_and_signed(body))
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "published", "events": [event_id(delivered), event_id(bounced)]}
     for item, want in zip((delivered, bounced), expected(BASIC_SOURCE, body), strict=True):
-        [record] = records_with(bridge, want.event_type, event_id(item))
+        [record] = records_with(bridge.stack, bridge.topic(want.event_type), event_id(item))
         check_record(registry, record, want)
     assert [want.event_type for want in expected(BASIC_SOURCE, body)] == ["message.delivered", "message.hard_bounced"]
 
 
-def test_the_previous_basic_pair_still_publishes(bridge: LettrBridge) -> None:
+def test_the_previous_basic_pair_still_publishes(bridge: Served) -> None:
     item = element("message_event", "delivery")
     body = body_of(item)
-    response = post(bridge, BASIC_SOURCE, body, basic_and_signed(body, OLD_USER, OLD_PASSWORD))
+    response = post_to(bridge, BASIC_SOURCE, body, basic_and_signed(body, OLD_USER, OLD_PASSWORD))
     assert response.status_code == 200, response.text
-    assert len(records_with(bridge, "message.delivered", event_id(item))) == 1
+    assert len(records_with(bridge.stack, bridge.topic("message.delivered"), event_id(item))) == 1
 
 
 def forgeries(body: bytes) -> dict[str, tuple[bytes, dict[str, str]]]:
@@ -185,17 +159,15 @@ def forgeries(body: bytes) -> dict[str, tuple[bytes, dict[str, str]]]:
 
 
 @pytest.mark.parametrize("forgery", list(forgeries(b"")))
-def test_a_forged_basic_delivery_gets_401_and_publishes_nothing(bridge: LettrBridge, forgery: str) -> None:
+def test_a_forged_basic_delivery_gets_401_and_publishes_nothing(bridge: Served, forgery: str) -> None:
     item = element("message_event", "delivery")
     sent, headers = forgeries(body_of(item))[forgery]
-    response = post(bridge, BASIC_SOURCE, sent, headers)
+    response = post_to(bridge, BASIC_SOURCE, sent, headers)
     assert response.status_code == 401, response.text
-    assert records_with(bridge, "message.delivered", event_id(item)) == []
+    assert records_with(bridge.stack, bridge.topic("message.delivered"), event_id(item)) == []
 
 
-def test_an_oauth2_token_from_the_bridge_authorises_a_delivery(
-    bridge: LettrBridge, registry: SchemaRegistryClient
-) -> None:
+def test_an_oauth2_token_from_the_bridge_authorises_a_delivery(bridge: Served, registry: SchemaRegistryClient) -> None:
     answer = fetch_token(bridge)
     assert answer.status_code == 200, answer.text
     assert answer.headers["cache-control"] == "no-store"
@@ -203,15 +175,15 @@ def test_an_oauth2_token_from_the_bridge_authorises_a_delivery(
     assert (token["token_type"], token["expires_in"]) == ("Bearer", 120)
     item = element("track_event", "initial_open", user_agent="Mozilla/5.0", ip_address="203.0.113.9")
     body = body_of(item)
-    response = post(bridge, OAUTH_SOURCE, body, {"Authorization": f"Bearer {token['access_token']}"})
+    response = post_to(bridge, OAUTH_SOURCE, body, {"Authorization": f"Bearer {token['access_token']}"})
     assert response.status_code == 200, response.text
     [want] = expected(OAUTH_SOURCE, body)
-    [record] = records_with(bridge, "message.opened", event_id(item))
+    [record] = records_with(bridge.stack, bridge.topic("message.opened"), event_id(item))
     check_record(registry, record, want)
     assert decode(registry, record)["first"] is True
 
 
-def test_client_credentials_may_come_as_basic(bridge: LettrBridge) -> None:
+def test_client_credentials_may_come_as_basic(bridge: Served) -> None:
     answer = httpx.post(
         f"{bridge.url}/webhooks/{OAUTH_SOURCE}/token",
         data={"grant_type": "client_credentials"},
@@ -221,7 +193,7 @@ def test_client_credentials_may_come_as_basic(bridge: LettrBridge) -> None:
     assert answer.status_code == 200, answer.text
     item = element("message_event", "delivery")
     body = body_of(item)
-    response = post(bridge, OAUTH_SOURCE, body, {"Authorization": f"Bearer {answer.json()['access_token']}"})
+    response = post_to(bridge, OAUTH_SOURCE, body, {"Authorization": f"Bearer {answer.json()['access_token']}"})
     assert response.status_code == 200, response.text
 
 
@@ -233,18 +205,18 @@ def test_client_credentials_may_come_as_basic(bridge: LettrBridge) -> None:
         ({"grant_type": "password"}, 422, "payload_invalid"),
     ],
 )
-def test_the_token_endpoint_refuses(bridge: LettrBridge, form: dict[str, str], status: int, error: str) -> None:
+def test_the_token_endpoint_refuses(bridge: Served, form: dict[str, str], status: int, error: str) -> None:
     answer = fetch_token(bridge, **form)
     assert (answer.status_code, answer.json()["error"]) == (status, error)
 
 
-def test_a_source_without_oauth2_has_no_token_endpoint(bridge: LettrBridge) -> None:
+def test_a_source_without_oauth2_has_no_token_endpoint(bridge: Served) -> None:
     answer = httpx.post(f"{bridge.url}/webhooks/{BASIC_SOURCE}/token", data={"grant_type": "client_credentials"})
     assert answer.status_code == 404
 
 
 @pytest.mark.parametrize("forgery", ["edited", "foreign", "basic-instead", "none"])
-def test_a_forged_bearer_gets_401_and_publishes_nothing(bridge: LettrBridge, forgery: str) -> None:
+def test_a_forged_bearer_gets_401_and_publishes_nothing(bridge: Served, forgery: str) -> None:
     token = fetch_token(bridge).json()["access_token"]
     headers = {
         "edited": {"Authorization": f"Bearer {token[:-4]}AAAA"},
@@ -253,52 +225,43 @@ def test_a_forged_bearer_gets_401_and_publishes_nothing(bridge: LettrBridge, for
         "none": {},
     }[forgery]
     item = element("message_event", "delivery")
-    response = post(bridge, OAUTH_SOURCE, body_of(item), headers)
+    response = post_to(bridge, OAUTH_SOURCE, body_of(item), headers)
     assert response.status_code == 401, response.text
-    assert records_with(bridge, "message.delivered", event_id(item)) == []
+    assert records_with(bridge.stack, bridge.topic("message.delivered"), event_id(item)) == []
 
 
-def test_a_relay_failure_is_published_raw_to_unmapped(bridge: LettrBridge, registry: SchemaRegistryClient) -> None:
+def test_a_relay_failure_is_published_raw_to_unmapped(bridge: Served, registry: SchemaRegistryClient) -> None:
     item = element("relay_event", "relay_tempfail", raw_reason="451 try later")
     item["msys"]["relay_event"].pop("message_id")
     body = body_of(item)
-    assert post(bridge, BASIC_SOURCE, body, basic_and_signed(body)).status_code == 200
-    [record] = records_with(bridge, UNMAPPED, event_id(item))
+    assert post_to(bridge, BASIC_SOURCE, body, basic_and_signed(body)).status_code == 200
+    [record] = records_with(bridge.stack, bridge.topic(UNMAPPED), event_id(item))
     decoded = decode(registry, record)
     assert (decoded["provider_event"], json.loads(decoded["raw"])) == ("relay_tempfail", item)
     assert record.key() == b"recipient@example.com"
 
 
-def test_a_verified_batch_with_a_foreign_element_lands_whole_in_the_dead_letter_topic(bridge: LettrBridge) -> None:
+def test_a_verified_batch_with_a_foreign_element_lands_whole_in_the_dead_letter_topic(bridge: Served) -> None:
     body = body_of(element("message_event", "delivery"), {"event": "not-msys", "marker": uuid.uuid4().hex})
-    response = post(bridge, BASIC_SOURCE, body, basic_and_signed(body))
+    response = post_to(bridge, BASIC_SOURCE, body, basic_and_signed(body))
     assert (response.status_code, response.json()["status"]) == (200, "dead-lettered")
-    [record] = [
-        r for r in read_topic(bridge.stack.bootstrap_servers, f"{bridge.prefix}.{DEAD_LETTER}") if r.value() == body
-    ]
+    [record] = dead_letters(bridge, body)
     headers = dict(record.headers() or [])
     assert headers["dead_letter_reason"].startswith(b"[1]: not an object with an msys object")
     assert headers["http.lettr-signature"] == LETTR.sign(body, SIGNING_SECRET, 0)["lettr-signature"].encode()
     assert "http.authorization" not in headers  # credentials never reach Kafka
 
 
-def test_the_validation_ping_is_published_as_webhook_test(bridge: LettrBridge) -> None:
+def test_the_validation_ping_is_published_as_webhook_test(bridge: Served) -> None:
     body = b'[{"msys":{}}]'
-    response = post(bridge, BASIC_SOURCE, body, basic_and_signed(body))
+    response = post_to(bridge, BASIC_SOURCE, body, basic_and_signed(body))
     assert response.status_code == 200, response.text
     [ping_id] = response.json()["events"]
-    assert len(records_with(bridge, "webhook.test", ping_id)) == 1
+    assert len(records_with(bridge.stack, bridge.topic("webhook.test"), ping_id)) == 1
 
 
-def test_send_test_signs_an_example_that_is_published(bridge: LettrBridge) -> None:
-    command = [sys.executable, "-m", "bridge", "--config", str(bridge.config), "send-test"]
-    result = subprocess.run(
-        [*command, "--source", SIGNED_SOURCE, "--event", "message.clicked"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **ENV},
-        timeout=60,
-    )
+def test_send_test_signs_an_example_that_is_published(bridge: Served) -> None:
+    result = run_cli(bridge.config, ENV, "send-test", "--source", SIGNED_SOURCE, "--event", "message.clicked")
     assert result.returncode == 0, result.stderr
-    [sent_id] = json.loads(result.stdout.split(" -> 200 ", 1)[1])["events"]
-    assert len(records_with(bridge, "message.clicked", sent_id)) == 1
+    [sent_id] = sent_event_ids(result)
+    assert len(records_with(bridge.stack, bridge.topic("message.clicked"), sent_id)) == 1

@@ -10,35 +10,33 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
-from confluent_kafka.serialization import MessageField, SerializationContext
 from starlette.datastructures import Headers
 
 from bridge.avro import to_record
 from bridge.events import DEAD_LETTER, UNMAPPED, Delivery
 from bridge.providers.mailgun import Mailgun
-from tests.integration.conftest import Stack, read_topic, start_bridge
+from tests.integration.conftest import (
+    Served,
+    Stack,
+    dead_letters,
+    decode,
+    post_to,
+    read_topic,
+    records_with,
+    start_bridge,
+)
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mailgun"
 KEYS = ("key-integration-current", "key-integration-previous")
 SOURCE = "mailgun-it"
-
-
-@dataclass(frozen=True)
-class Served:
-    url: str
-    prefix: str
-    stack: Stack
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +48,8 @@ def served(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
           secrets: ["${{IT_MAILGUN_CURRENT}}", "${{IT_MAILGUN_PREVIOUS}}"]
     """
     env = {"IT_MAILGUN_CURRENT": KEYS[0], "IT_MAILGUN_PREVIOUS": KEYS[1]}
-    with start_bridge(stack, tmp_path_factory.mktemp("mailgun"), sources, env) as (url, prefix, _):
-        yield Served(url, prefix, stack)
-
-
-@pytest.fixture(scope="module")
-def registry(served: Served) -> Iterator[SchemaRegistryClient]:
-    with SchemaRegistryClient({"url": served.stack.registry_url, "timeout": 10}) as client:
-        yield client
+    with start_bridge(stack, tmp_path_factory.mktemp("mailgun"), sources, env) as (url, prefix, config):
+        yield Served(url, prefix, config, stack)
 
 
 def signature(key: str, timestamp: str, token: str) -> str:
@@ -80,18 +72,7 @@ def fixture(name: str) -> dict[str, Any]:
 
 def post(served: Served, body: bytes) -> httpx.Response:
     headers = {"Content-Type": "application/json"}
-    return httpx.post(f"{served.url}/webhooks/{SOURCE}", content=body, headers=headers, timeout=35)
-
-
-def records_with(served: Served, topic: str, token: str) -> list[Message]:
-    records = read_topic(served.stack.bootstrap_servers, f"{served.prefix}.{topic}")
-    return [record for record in records if dict(record.headers() or []).get("event_id") == token.encode()]
-
-
-def decode(registry: SchemaRegistryClient, record: Message) -> dict[str, Any]:
-    value = AvroDeserializer(registry)(record.value(), SerializationContext(record.topic(), MessageField.VALUE))
-    assert isinstance(value, dict)
-    return value
+    return post_to(served, SOURCE, body, headers)
 
 
 def to_millis(value: datetime) -> datetime:
@@ -121,7 +102,7 @@ def test_a_signed_delivery_lands_on_its_topic_decodable_by_the_stock_deserialize
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "published", "events": [token]}
 
-    [record] = records_with(served, event_type, token)
+    [record] = records_with(served.stack, served.topic(event_type), token)
     [expected] = Mailgun().normalise(Delivery(SOURCE, "mailgun", Headers(), body, before))
     decoded = decode(registry, record)
     received_at = decoded.pop("received_at")
@@ -144,7 +125,7 @@ def test_a_signed_delivery_lands_on_its_topic_decodable_by_the_stock_deserialize
 def test_a_delivery_signed_with_the_previous_key_is_published(served: Served) -> None:
     body, token = delivery(fixture("delivered.json"), key=KEYS[1])
     assert post(served, body).status_code == 200
-    assert len(records_with(served, "message.delivered", token)) == 1
+    assert len(records_with(served.stack, served.topic("message.delivered"), token)) == 1
 
 
 def test_a_replayed_delivery_gets_401_and_is_published_once(served: Served) -> None:
@@ -152,7 +133,7 @@ def test_a_replayed_delivery_gets_401_and_is_published_once(served: Served) -> N
     assert post(served, body).status_code == 200
     replay = post(served, body)
     assert (replay.status_code, replay.json()) == (401, {"error": "signature_invalid", "detail": "replayed token"})
-    assert len(records_with(served, "message.delivered", token)) == 1
+    assert len(records_with(served.stack, served.topic("message.delivered"), token)) == 1
 
 
 def wrong_key(payload: dict[str, Any]) -> bytes:
@@ -197,7 +178,7 @@ def test_an_event_without_a_canonical_type_is_published_raw_to_unmapped(
     payload["event-data"] |= {"event": "stored"}
     body, token = delivery(payload)
     assert post(served, body).status_code == 200
-    [record] = records_with(served, UNMAPPED, token)
+    [record] = records_with(served.stack, served.topic(UNMAPPED), token)
     decoded = decode(registry, record)
     assert (decoded["provider_event"], decoded["raw"], decoded["event_id"]) == ("stored", body.decode(), token)
 
@@ -207,8 +188,7 @@ def test_a_verified_but_unusable_body_lands_whole_in_the_dead_letter_topic(serve
     response = post(served, body)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "dead-lettered"
-    records = read_topic(served.stack.bootstrap_servers, f"{served.prefix}.{DEAD_LETTER}")
-    [record] = [r for r in records if r.value() == body]
+    [record] = dead_letters(served, body)
     headers = dict(record.headers() or [])
     assert headers["dead_letter_reason"].startswith(b"event-data.timestamp")
     assert (headers["provider"], headers["source"]) == (b"mailgun", SOURCE.encode())

@@ -4,28 +4,30 @@ broker and registry, read back with confluent-kafka's stock AvroDeserializer."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
-from confluent_kafka.serialization import MessageField, SerializationContext
 from starlette.datastructures import Headers
 
 from bridge.avro import to_record
-from bridge.events import DEAD_LETTER, UNMAPPED, CanonicalEvent, Delivery
+from bridge.events import UNMAPPED, CanonicalEvent, Delivery
 from bridge.providers.postmark import EXAMPLE_TYPES, Postmark
-from tests.integration.conftest import Stack, read_topic, start_bridge
+from tests.integration.conftest import (
+    Served,
+    Stack,
+    dead_letters,
+    decode,
+    post_to,
+    records_with,
+    run_cli,
+    sent_event_ids,
+    start_bridge,
+)
 
 pytestmark = pytest.mark.integration
 POSTMARK = Postmark()
@@ -61,29 +63,15 @@ BASIC = f"{USER}:{PASSWORD}"
 BOTH = f"{BASIC}\nheader:{HEADER}:{TOKEN}"
 
 
-@dataclass(frozen=True)
-class Bridge:
-    url: str
-    prefix: str
-    config: Path
-    stack: Stack
-
-
 @pytest.fixture(scope="module")
-def bridge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bridge]:
+def bridge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with start_bridge(stack, tmp_path_factory.mktemp("postmark"), SOURCES, ENV) as (url, prefix, config):
-        yield Bridge(url, prefix, config, stack)
+        yield Served(url, prefix, config, stack)
 
 
-@pytest.fixture(scope="module")
-def registry(bridge: Bridge) -> Iterator[SchemaRegistryClient]:
-    with SchemaRegistryClient({"url": bridge.stack.registry_url, "timeout": 10}) as client:
-        yield client
-
-
-def post(bridge: Bridge, source: str, body: bytes, credentials: str | None) -> httpx.Response:
+def post(bridge: Served, source: str, body: bytes, credentials: str | None) -> httpx.Response:
     headers = POSTMARK.sign(body, credentials, 0) if credentials else {"Content-Type": "application/json"}
-    return httpx.post(f"{bridge.url}/webhooks/{source}", content=body, headers=headers, timeout=35)
+    return post_to(bridge, source, body, headers)
 
 
 def expected(source: str, body: bytes, received_at: datetime) -> CanonicalEvent:
@@ -91,20 +79,9 @@ def expected(source: str, body: bytes, received_at: datetime) -> CanonicalEvent:
     return event
 
 
-def records_with(bridge: Bridge, topic: str, event_id: str) -> list[Message]:
-    records = read_topic(bridge.stack.bootstrap_servers, f"{bridge.prefix}.{topic}")
-    return [record for record in records if dict(record.headers() or []).get("event_id") == event_id.encode()]
-
-
-def decode(registry: SchemaRegistryClient, record: Message) -> dict[str, Any]:
-    value = AvroDeserializer(registry)(record.value(), SerializationContext(record.topic(), MessageField.VALUE))
-    assert isinstance(value, dict)
-    return value
-
-
 @pytest.mark.parametrize("event_type", EXAMPLE_TYPES)
 def test_every_example_lands_on_its_topic_decodable_by_the_stock_deserializer(
-    bridge: Bridge, registry: SchemaRegistryClient, event_type: str
+    bridge: Served, registry: SchemaRegistryClient, event_type: str
 ) -> None:
     body = POSTMARK.example(event_type, datetime.now(UTC))
     before = datetime.now(UTC)
@@ -113,7 +90,7 @@ def test_every_example_lands_on_its_topic_decodable_by_the_stock_deserializer(
     want = expected("postmark-both", body, before)
     assert response.json() == {"status": "published", "events": [want.event_id]}
 
-    [record] = records_with(bridge, event_type, want.event_id)
+    [record] = records_with(bridge.stack, bridge.topic(event_type), want.event_id)
     decoded = decode(registry, record)
     received_at = decoded.pop("received_at")
     assert before.replace(microsecond=before.microsecond // 1000 * 1000) <= received_at <= datetime.now(UTC)
@@ -130,11 +107,11 @@ def test_every_example_lands_on_its_topic_decodable_by_the_stock_deserializer(
     assert datetime.fromisoformat(headers["received_at"].decode()) == received_at
 
 
-def test_the_documented_delivery_example_is_published(bridge: Bridge, registry: SchemaRegistryClient) -> None:
+def test_the_documented_delivery_example_is_published(bridge: Served, registry: SchemaRegistryClient) -> None:
     body = (FIXTURES / "Delivery.json").read_bytes()
     assert post(bridge, "postmark-basic", body, BASIC).status_code == 200
     event_id = "Delivery:883953f4-6105-42a2-a16a-77a8eac79483:john@example.com:2019-11-05T16:33:54.907025+00:00"
-    [record] = records_with(bridge, "message.delivered", event_id)
+    [record] = records_with(bridge.stack, bridge.topic("message.delivered"), event_id)
     decoded = decode(registry, record)
     assert (decoded["message_id"], decoded["raw"], decoded["metadata"]) == (
         "883953f4-6105-42a2-a16a-77a8eac79483", body.decode(), {"a_key": "a_value", "b_key": "b_value"}
@@ -150,11 +127,11 @@ def test_the_documented_delivery_example_is_published(bridge: Bridge, registry: 
     ],
     ids=["previous-basic", "percent-encoded-basic", "previous-header-secret"],
 )
-def test_rotated_and_encoded_credentials_are_accepted(bridge: Bridge, source: str, credentials: str) -> None:
+def test_rotated_and_encoded_credentials_are_accepted(bridge: Served, source: str, credentials: str) -> None:
     body = POSTMARK.example("message.delivered", datetime.now(UTC))
     response = post(bridge, source, body, credentials)
     assert response.status_code == 200, response.text
-    assert len(records_with(bridge, "message.delivered", response.json()["events"][0])) == 1
+    assert len(records_with(bridge.stack, bridge.topic("message.delivered"), response.json()["events"][0])) == 1
 
 
 @pytest.mark.parametrize(
@@ -171,23 +148,24 @@ def test_rotated_and_encoded_credentials_are_accepted(bridge: Bridge, source: st
     ids=["wrong-password", "mixed-credentials", "header-not-basic", "none", "no-header", "no-basic", "wrong-header"],
 )
 def test_an_unauthenticated_delivery_gets_401_and_publishes_nothing(
-    bridge: Bridge, source: str, credentials: str | None
+    bridge: Served, source: str, credentials: str | None
 ) -> None:
     body = POSTMARK.example("message.delivered", datetime.now(UTC))
     response = post(bridge, source, body, credentials)
     assert response.status_code == 401, response.text
     assert response.json()["error"] == "signature_invalid"
-    assert records_with(bridge, "message.delivered", expected(source, body, datetime.now(UTC)).event_id) == []
+    event_id = expected(source, body, datetime.now(UTC)).event_id
+    assert records_with(bridge.stack, bridge.topic("message.delivered"), event_id) == []
 
 
 def test_a_bounce_type_without_a_canonical_name_is_published_raw_to_unmapped(
-    bridge: Bridge, registry: SchemaRegistryClient
+    bridge: Served, registry: SchemaRegistryClient
 ) -> None:
     payload = json.loads(POSTMARK.example("message.hard_bounced", datetime.now(UTC)))
     payload |= {"Type": "OpenRelayTest", "TypeCode": 1024}
     body = json.dumps(payload).encode()
     assert post(bridge, "postmark-basic", body, BASIC).status_code == 200
-    [record] = records_with(bridge, UNMAPPED, f"Bounce:{payload['ID']}")
+    [record] = records_with(bridge.stack, bridge.topic(UNMAPPED), f"Bounce:{payload['ID']}")
     decoded = decode(registry, record)
     assert (decoded["provider_event"], decoded["raw"], decoded["message_id"]) == (
         "Bounce/OpenRelayTest", body.decode(), payload["MessageID"]
@@ -195,36 +173,29 @@ def test_a_bounce_type_without_a_canonical_name_is_published_raw_to_unmapped(
     assert record.key() == payload["MessageID"].encode()
 
 
-def dead_letter(bridge: Bridge, source: str, credentials: str) -> dict[str, bytes]:
+def dead_letter(bridge: Served, source: str, credentials: str) -> dict[str, bytes]:
     body = f'{{"RecordType":"Delivery","MessageID":"{uuid.uuid4()}"'.encode()  # cut short
     response = post(bridge, source, body, credentials)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "dead-lettered"
-    topic = f"{bridge.prefix}.{DEAD_LETTER}"
-    [record] = [r for r in read_topic(bridge.stack.bootstrap_servers, topic) if r.value() == body]
+    [record] = dead_letters(bridge, body)
     return dict(record.headers() or [])
 
 
-def test_a_verified_but_malformed_body_lands_whole_in_the_dead_letter_topic(bridge: Bridge) -> None:
+def test_a_verified_but_malformed_body_lands_whole_in_the_dead_letter_topic(bridge: Served) -> None:
     headers = dead_letter(bridge, "postmark-basic", BASIC)
     assert headers["dead_letter_reason"].startswith(b"body is not JSON")
     assert headers["source"] == b"postmark-basic"
     assert "http.authorization" not in headers
 
 
-def test_the_secret_header_stays_out_of_dead_letters(bridge: Bridge) -> None:
+def test_the_secret_header_stays_out_of_dead_letters(bridge: Served) -> None:
     headers = dead_letter(bridge, "postmark-both", BOTH)
     assert TOKEN.encode() not in headers.values()
 
 
-def test_send_test_posts_an_example_that_is_published(bridge: Bridge) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bridge", "--config", str(bridge.config), "send-test", "--source", "postmark-both"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **ENV},
-        timeout=60,
-    )
+def test_send_test_posts_an_example_that_is_published(bridge: Served) -> None:
+    result = run_cli(bridge.config, ENV, "send-test", "--source", "postmark-both")
     assert result.returncode == 0, result.stderr
-    event_id = json.loads(result.stdout.split(" -> 200 ", 1)[1])["events"][0]
-    assert len(records_with(bridge, "message.delivered", event_id)) == 1
+    event_id = sent_event_ids(result)[0]
+    assert len(records_with(bridge.stack, bridge.topic("message.delivered"), event_id)) == 1

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from bridge.avro import COMPATIBILITY, load_schemas
-from tests.integration.conftest import Stack
 
 pytestmark = pytest.mark.integration
 RELEASED = Path(__file__).resolve().parents[1] / "fixtures" / "schemas"
 CURRENT = load_schemas()
-
-
-@pytest.fixture(scope="module")
-def registry(stack: Stack) -> Iterator[SchemaRegistryClient]:
-    with SchemaRegistryClient({"url": stack.registry_url, "timeout": 10}) as client:
-        yield client
 
 
 def released_versions() -> list[tuple[str, str]]:

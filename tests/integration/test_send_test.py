@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from bridge.providers import PROVIDERS
 from bridge.providers.ses import EXAMPLE_TOPIC_ARN, SEND_TEST_CERT_URL
-from tests.integration.conftest import Stack, read_topic, start_bridge
+from tests.integration.conftest import Stack, read_topic, run_cli, sent_event_ids, start_bridge
 
 pytestmark = pytest.mark.integration
 
@@ -101,15 +97,9 @@ def test_send_test_delivers_a_signed_example(
     stack: Stack, served: tuple[str, Path, dict[str, str]], source: str
 ) -> None:
     prefix, config, env = served
-    result = subprocess.run(
-        [sys.executable, "-m", "bridge", "--config", str(config), "send-test", "--source", source],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=60,
-    )
+    result = run_cli(config, env, "send-test", "--source", source)
     assert result.returncode == 0, result.stdout + result.stderr
-    event_ids = json.loads(result.stdout.split(" -> 200 ", 1)[1])["events"]
+    event_ids = sent_event_ids(result)
     assert event_ids
     published = read_topic(stack.bootstrap_servers, f"{prefix}.message.delivered")
     found = {(dict(record.headers() or []).get("event_id") or b"").decode() for record in published}

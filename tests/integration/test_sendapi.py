@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,10 +14,19 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from starlette.datastructures import Headers
 
 from bridge.avro import to_record
-from bridge.events import DEAD_LETTER, CanonicalEvent, Delivery
+from bridge.events import CanonicalEvent, Delivery
 from bridge.providers.sendapi import SendAPI
-from tests.integration.conftest import Bridge, Stack, read_topic, start_bridge
-from tests.integration.test_end_to_end import decode, post, records_with
+from tests.integration.conftest import (
+    Bridge,
+    Stack,
+    dead_letters,
+    decode,
+    post,
+    records_with,
+    run_cli,
+    sent_event_ids,
+    start_bridge,
+)
 
 pytestmark = pytest.mark.integration
 SENDAPI = SendAPI()
@@ -39,13 +46,7 @@ def bridge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[B
           secrets: ["${{SENDAPI_IT_CURRENT}}", "${{SENDAPI_IT_PREVIOUS}}"]
     """
     with start_bridge(stack, tmp_path_factory.mktemp("sendapi"), sources, ENV) as (url, prefix, config):
-        yield Bridge(url, prefix, SOURCE, SECRETS, config, stack)
-
-
-@pytest.fixture(scope="module")
-def registry(bridge: Bridge) -> Iterator[SchemaRegistryClient]:
-    with SchemaRegistryClient({"url": bridge.stack.registry_url, "timeout": 10}) as client:
-        yield client
+        yield Bridge(url, prefix, config, stack, source=SOURCE, secrets=SECRETS)
 
 
 def signed(body: bytes, secret: str = SECRETS[0]) -> dict[str, str]:
@@ -68,7 +69,7 @@ def test_each_fixture_lands_on_its_topic_decodable_by_the_stock_deserializer(
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "published", "events": [want.event_id]}
 
-    [record] = records_with(bridge, f"{bridge.prefix}.{want.event_type}", "event_id", want.event_id)
+    [record] = records_with(bridge.stack, f"{bridge.prefix}.{want.event_type}", want.event_id)
     decoded = decode(registry, record)
     assert before <= decoded.pop("received_at") <= datetime.now(UTC)
     fields = to_record(want)
@@ -91,7 +92,7 @@ def test_the_docs_bounce_example_is_a_hard_bounce_keyed_by_its_message(
     body = (FIXTURES / "email.bounced.json").read_bytes()
     assert post(bridge, body, signed(body)).status_code == 200
     event_id = "email.bounced:eml_01H9...QP:2026-03-09T14:30:10Z"
-    records = records_with(bridge, f"{bridge.prefix}.message.hard_bounced", "event_id", event_id)
+    records = records_with(bridge.stack, f"{bridge.prefix}.message.hard_bounced", event_id)
     decoded = decode(registry, records[-1])
     assert (records[-1].key(), decoded["channel"], decoded["smtp_status_code"], decoded["bounce_class"]) == (
         b"eml_01H9...QP",
@@ -105,10 +106,7 @@ def test_a_delivery_signed_with_the_previous_secret_is_published(bridge: Bridge)
     body = SENDAPI.example("sms.delivered", datetime.now(UTC))
     response = post(bridge, body, signed(body, SECRETS[1]))
     assert response.status_code == 200, response.text
-    assert (
-        len(records_with(bridge, f"{bridge.prefix}.message.delivered", "event_id", expected(bridge, body).event_id))
-        == 1
-    )
+    assert len(records_with(bridge.stack, f"{bridge.prefix}.message.delivered", expected(bridge, body).event_id)) == 1
 
 
 def tampered(body: bytes) -> tuple[bytes, dict[str, str]]:
@@ -137,7 +135,7 @@ def test_an_unauthenticated_delivery_gets_401_and_publishes_nothing(
     assert response.status_code == 401, response.text
     for candidate in {body, forged}:
         event_id = expected(bridge, candidate).event_id
-        assert records_with(bridge, f"{bridge.prefix}.verification.completed", "event_id", event_id) == []
+        assert records_with(bridge.stack, f"{bridge.prefix}.verification.completed", event_id) == []
 
 
 def test_a_verified_but_malformed_body_lands_whole_in_the_dead_letter_topic(bridge: Bridge) -> None:
@@ -145,9 +143,7 @@ def test_a_verified_but_malformed_body_lands_whole_in_the_dead_letter_topic(brid
     response = post(bridge, body, signed(body))
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "dead-lettered"
-    [record] = [
-        r for r in read_topic(bridge.stack.bootstrap_servers, f"{bridge.prefix}.{DEAD_LETTER}") if r.value() == body
-    ]
+    [record] = dead_letters(bridge, body)
     headers = dict(record.headers() or [])
     reason = headers["dead_letter_reason"]
     assert isinstance(reason, bytes) and reason.startswith(b"timestamp: missing")
@@ -155,11 +151,8 @@ def test_a_verified_but_malformed_body_lands_whole_in_the_dead_letter_topic(brid
 
 
 def test_send_test_posts_a_signed_example_that_is_published(bridge: Bridge) -> None:
-    command = [sys.executable, "-m", "bridge", "--config", str(bridge.config), "send-test", "--event"]
-    result = subprocess.run(
-        [*command, "message.hard_bounced"], capture_output=True, text=True, env={**os.environ, **ENV}, timeout=60
-    )
+    result = run_cli(bridge.config, ENV, "send-test", "--event", "message.hard_bounced")
     assert result.returncode == 0, result.stderr
-    event_id = json.loads(result.stdout.split(" -> 200 ", 1)[1])["events"][0]
+    event_id = sent_event_ids(result)[0]
     assert event_id.startswith("email.bounced:eml_")
-    assert len(records_with(bridge, f"{bridge.prefix}.message.hard_bounced", "event_id", event_id)) == 1
+    assert len(records_with(bridge.stack, f"{bridge.prefix}.message.hard_bounced", event_id)) == 1

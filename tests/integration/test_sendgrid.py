@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,18 +14,26 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
-from confluent_kafka.serialization import MessageField, SerializationContext
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.datastructures import Headers
 
 from bridge.avro import to_record
-from bridge.events import DEAD_LETTER, UNMAPPED, Delivery
+from bridge.events import UNMAPPED, Delivery
 from bridge.providers.sendgrid import SendGrid
-from tests.integration.conftest import Bridge, Stack, read_topic, start_bridge
+from tests.integration.conftest import (
+    Bridge,
+    Stack,
+    dead_letters,
+    decode,
+    post,
+    read_topic,
+    records_with,
+    run_cli,
+    sent_event_ids,
+    start_bridge,
+)
 
 pytestmark = pytest.mark.integration
 SENDGRID = SendGrid()
@@ -66,17 +71,7 @@ def bridge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[B
             public_keys: ["${{IT_SENDGRID_KEY_CURRENT}}", "${{IT_SENDGRID_KEY_PREVIOUS}}"]
     """
     with start_bridge(stack, tmp_path_factory.mktemp("sendgrid"), sources, ENV) as (url, prefix, config):
-        yield Bridge(url, prefix, SOURCE, (private_b64(CURRENT),), config, stack)
-
-
-@pytest.fixture(scope="module")
-def registry(bridge: Bridge) -> Iterator[SchemaRegistryClient]:
-    with SchemaRegistryClient({"url": bridge.stack.registry_url, "timeout": 10}) as client:
-        yield client
-
-
-def post(bridge: Bridge, body: bytes, headers: dict[str, str]) -> httpx.Response:
-    return httpx.post(f"{bridge.url}/webhooks/{bridge.source}", content=body, headers=headers, timeout=35)
+        yield Bridge(url, prefix, config, stack, source=SOURCE, secrets=(private_b64(CURRENT),))
 
 
 def signed(body: bytes, key: ec.EllipticCurvePrivateKey = CURRENT, now: float | None = None) -> dict[str, str]:
@@ -88,17 +83,6 @@ def batch(*event_types: str) -> bytes:
     now = datetime.now(UTC)
     elements = [json.loads(SENDGRID.example(event_type, now))[0] for event_type in event_types]
     return json.dumps(elements, separators=(",", ":")).encode() + b"\r\n"
-
-
-def records_with(bridge: Bridge, topic: str, event_id: str) -> list[Message]:
-    records = read_topic(bridge.stack.bootstrap_servers, topic)
-    return [record for record in records if dict(record.headers() or []).get("event_id") == event_id.encode()]
-
-
-def decode(registry: SchemaRegistryClient, record: Message) -> dict[str, Any]:
-    value = AvroDeserializer(registry)(record.value(), SerializationContext(record.topic(), MessageField.VALUE))
-    assert isinstance(value, dict)
-    return value
 
 
 def test_a_signed_batch_fans_out_to_its_topics_decodable_by_the_stock_deserializer(
@@ -115,7 +99,7 @@ def test_a_signed_batch_fans_out_to_its_topics_decodable_by_the_stock_deserializ
     ]  # fmt: skip
 
     for event in expected:
-        [record] = records_with(bridge, f"{bridge.prefix}.{event.event_type}", event.event_id)
+        [record] = records_with(bridge.stack, f"{bridge.prefix}.{event.event_type}", event.event_id)
         decoded = decode(registry, record)
         received_at = decoded.pop("received_at")
         assert before.replace(microsecond=before.microsecond // 1000 * 1000) <= received_at <= datetime.now(UTC)
@@ -167,7 +151,7 @@ def test_a_delivery_signed_with_the_previous_key_is_published(bridge: Bridge) ->
     response = post(bridge, body, signed(body, PREVIOUS))
     assert response.status_code == 200, response.text
     [event_id] = response.json()["events"]
-    assert len(records_with(bridge, f"{bridge.prefix}.message.opened", event_id)) == 1
+    assert len(records_with(bridge.stack, f"{bridge.prefix}.message.opened", event_id)) == 1
 
 
 def tampered(body: bytes) -> tuple[bytes, dict[str, str]]:
@@ -192,7 +176,7 @@ def test_an_unauthenticated_delivery_gets_401_and_publishes_nothing(bridge: Brid
     response = post(bridge, *forge(body))
     assert response.status_code == 401, response.text
     event_id = json.loads(body)[0]["sg_event_id"]
-    assert records_with(bridge, f"{bridge.prefix}.message.delivered", event_id) == []
+    assert records_with(bridge.stack, f"{bridge.prefix}.message.delivered", event_id) == []
 
 
 def test_a_verified_batch_with_an_unusable_element_is_dead_lettered_whole(bridge: Bridge) -> None:
@@ -201,28 +185,21 @@ def test_a_verified_batch_with_an_unusable_element_is_dead_lettered_whole(bridge
     response = post(bridge, body, signed(body))
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "dead-lettered"
-    [record] = [
-        r for r in read_topic(bridge.stack.bootstrap_servers, f"{bridge.prefix}.{DEAD_LETTER}") if r.value() == body
-    ]
+    [record] = dead_letters(bridge, body)
     headers = dict(record.headers() or [])
     assert headers["dead_letter_reason"] == b"1.event: missing or not a string"
     assert headers["http.x-twilio-email-event-webhook-timestamp"].isdigit()
-    assert records_with(bridge, f"{bridge.prefix}.message.delivered", good["sg_event_id"]) == []
+    assert records_with(bridge.stack, f"{bridge.prefix}.message.delivered", good["sg_event_id"]) == []
 
 
 def test_send_test_signs_with_the_configured_private_key_and_is_published(bridge: Bridge) -> None:
-    command = [sys.executable, "-m", "bridge", "--config", str(bridge.config)]
-    env = {**os.environ, **ENV}  # the subprocesses read the same config, ${...} and all
-    result = subprocess.run(
-        [*command, "send-test", "--event", "message.clicked"], capture_output=True, text=True, env=env, timeout=60
-    )
+    # the subprocesses read the same config, ${...} and all
+    result = run_cli(bridge.config, ENV, "send-test", "--event", "message.clicked")
     assert result.returncode == 0, result.stderr
-    [event_id] = json.loads(result.stdout.split(" -> 200 ", 1)[1])["events"]
-    assert len(records_with(bridge, f"{bridge.prefix}.message.clicked", event_id)) == 1
+    [event_id] = sent_event_ids(result)
+    assert len(records_with(bridge.stack, f"{bridge.prefix}.message.clicked", event_id)) == 1
 
-    consumed = subprocess.run(
-        [*command, "consume", f"{bridge.prefix}.message.clicked"], capture_output=True, text=True, env=env, timeout=60
-    )
+    consumed = run_cli(bridge.config, ENV, "consume", f"{bridge.prefix}.message.clicked")
     assert consumed.returncode == 0, consumed.stderr
     [line] = [json.loads(line) for line in consumed.stdout.splitlines() if event_id in line]
     assert (line["value"]["provider"], line["value"]["url"], line["headers"]["provider"]) == (
@@ -235,7 +212,7 @@ def test_an_unknown_event_is_published_raw_to_unmapped(bridge: Bridge, registry:
     element["type"] = "compliance_suspend"
     body = json.dumps([element]).encode() + b"\r\n"
     assert post(bridge, body, signed(body)).status_code == 200
-    [record] = records_with(bridge, f"{bridge.prefix}.{UNMAPPED}", element["sg_event_id"])
+    [record] = records_with(bridge.stack, f"{bridge.prefix}.{UNMAPPED}", element["sg_event_id"])
     decoded = decode(registry, record)
     assert (decoded["provider_event"], json.loads(decoded["raw"]), record.key()) == (
         "account_status_change", element, element["sg_event_id"].encode()

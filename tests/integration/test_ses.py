@@ -13,10 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
-from confluent_kafka.serialization import MessageField, SerializationContext
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -24,9 +21,17 @@ from cryptography.x509.oid import NameOID
 from starlette.datastructures import Headers
 
 from bridge.avro import to_record
-from bridge.events import DEAD_LETTER, UNMAPPED, CanonicalEvent, Delivery
+from bridge.events import UNMAPPED, CanonicalEvent, Delivery
 from bridge.providers.ses import EXAMPLE_EVENTS, EXAMPLE_TOPIC_ARN, SEND_TEST_CERT_URL, Ses
-from tests.integration.conftest import Bridge, Stack, read_topic, start_bridge
+from tests.integration.conftest import (
+    Bridge,
+    Stack,
+    dead_letters,
+    decode,
+    post_to,
+    records_with,
+    start_bridge,
+)
 
 pytestmark = pytest.mark.integration
 SES = Ses()
@@ -71,18 +76,12 @@ def bridge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[B
               "{SEND_TEST_CERT_URL}": "${{SES_IT_CERT}}"
     """
     with start_bridge(stack, tmp_path_factory.mktemp("ses"), sources, ENV) as (url, prefix, config):
-        yield Bridge(url, prefix, SOURCE, (SECRET,), config, stack)
-
-
-@pytest.fixture(scope="module")
-def registry(bridge: Bridge) -> Iterator[SchemaRegistryClient]:
-    with SchemaRegistryClient({"url": bridge.stack.registry_url, "timeout": 10}) as client:
-        yield client
+        yield Bridge(url, prefix, config, stack, source=SOURCE, secrets=(SECRET,))
 
 
 def post(bridge: Bridge, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
     sent = headers if headers is not None else SES.sign(body, SECRET, 0.0)
-    return httpx.post(f"{bridge.url}/webhooks/{bridge.source}", content=body, headers=sent, timeout=35)
+    return post_to(bridge, bridge.source, body, sent)
 
 
 def notification(message: dict[str, Any] | str, **fields: Any) -> dict[str, Any]:
@@ -104,19 +103,8 @@ def expected(bridge: Bridge, body: bytes) -> list[CanonicalEvent]:
     return SES.normalise(Delivery(bridge.source, "ses", Headers(), body, datetime.now(UTC)))
 
 
-def records_with(bridge: Bridge, topic: str, event_id: str) -> list[Message]:
-    records = read_topic(bridge.stack.bootstrap_servers, topic)
-    return [record for record in records if dict(record.headers() or []).get("event_id") == event_id.encode()]
-
-
-def decode(registry: SchemaRegistryClient, record: Message) -> dict[str, Any]:
-    value = AvroDeserializer(registry)(record.value(), SerializationContext(record.topic(), MessageField.VALUE))
-    assert isinstance(value, dict)
-    return value
-
-
 def assert_published(bridge: Bridge, registry: SchemaRegistryClient, event: CanonicalEvent) -> None:
-    [record] = records_with(bridge, f"{bridge.prefix}.{event.event_type}", event.event_id)
+    [record] = records_with(bridge.stack, f"{bridge.prefix}.{event.event_type}", event.event_id)
     decoded = decode(registry, record)
     decoded.pop("received_at")
     want = to_record(event)
@@ -194,7 +182,7 @@ def test_an_unauthenticated_delivery_gets_401_and_publishes_nothing(
     response = post(bridge, body, {"Content-Type": "text/plain; charset=UTF-8"})
     assert response.status_code == 401, response.text
     event_id = f"{json.loads(body)['MessageId']}:recipient@example.com"
-    assert records_with(bridge, f"{bridge.prefix}.message.delivered", event_id) == []
+    assert records_with(bridge.stack, f"{bridge.prefix}.message.delivered", event_id) == []
 
 
 def test_a_subscription_confirmation_is_surfaced_and_counted(bridge: Bridge) -> None:
@@ -224,9 +212,7 @@ def test_a_verified_but_unusable_message_lands_whole_in_the_dead_letter_topic(br
     response = post(bridge, body)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "dead-lettered"
-    [record] = [
-        r for r in read_topic(bridge.stack.bootstrap_servers, f"{bridge.prefix}.{DEAD_LETTER}") if r.value() == body
-    ]
+    [record] = dead_letters(bridge, body)
     headers = dict(record.headers() or [])
     assert headers["dead_letter_reason"].startswith(b"Message is not SES JSON")
     assert headers["http.x-amz-sns-message-type"] == b"Notification"

@@ -5,30 +5,32 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
-from confluent_kafka.serialization import MessageField, SerializationContext
 from standardwebhooks.webhooks import Webhook as ReferenceWebhook
 from starlette.datastructures import Headers
 from svix.webhooks import Webhook as SvixWebhook
 
 from bridge.avro import to_record
-from bridge.events import DEAD_LETTER, CanonicalEvent, Delivery
+from bridge.events import CanonicalEvent, Delivery
 from bridge.providers.standard_webhooks import StandardWebhooks
-from tests.integration.conftest import Bridge, Stack, read_topic, start_bridge
+from tests.integration.conftest import (
+    Bridge,
+    Stack,
+    dead_letters,
+    decode,
+    post,
+    records_with,
+    run_cli,
+    sent_event_ids,
+    start_bridge,
+)
 
 pytestmark = pytest.mark.integration
 PROVIDER = StandardWebhooks()
@@ -50,13 +52,7 @@ def bridge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[B
           secrets: ["${{RESEND_IT_CURRENT}}", "${{RESEND_IT_PREVIOUS}}"]
     """
     with start_bridge(stack, tmp_path_factory.mktemp("standard-webhooks"), sources, ENV) as (url, prefix, config):
-        yield Bridge(url, prefix, SOURCE, SECRETS, config, stack)
-
-
-@pytest.fixture(scope="module")
-def registry(bridge: Bridge) -> Iterator[SchemaRegistryClient]:
-    with SchemaRegistryClient({"url": bridge.stack.registry_url, "timeout": 10}) as client:
-        yield client
+        yield Bridge(url, prefix, config, stack, source=SOURCE, secrets=SECRETS)
 
 
 def library_signed(
@@ -74,10 +70,6 @@ def library_signed(
     }
 
 
-def post(bridge: Bridge, body: bytes, headers: dict[str, str]) -> httpx.Response:
-    return httpx.post(f"{bridge.url}/webhooks/{bridge.source}", content=body, headers=headers, timeout=35)
-
-
 def expected(bridge: Bridge, body: bytes, headers: dict[str, str]) -> CanonicalEvent:
     delivery = Delivery(bridge.source, "standard-webhooks", Headers(headers), body, datetime.now(UTC))
     [event] = PROVIDER.normalise(delivery)
@@ -86,17 +78,6 @@ def expected(bridge: Bridge, body: bytes, headers: dict[str, str]) -> CanonicalE
 
 def millis(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
-def records_with(bridge: Bridge, topic: str, event_id: str) -> list[Message]:
-    records = read_topic(bridge.stack.bootstrap_servers, topic)
-    return [record for record in records if dict(record.headers() or []).get("event_id") == event_id.encode()]
-
-
-def decode(registry: SchemaRegistryClient, record: Message) -> dict[str, Any]:
-    value = AvroDeserializer(registry)(record.value(), SerializationContext(record.topic() or "", MessageField.VALUE))
-    assert isinstance(value, dict)
-    return value
 
 
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
@@ -111,7 +92,7 @@ def test_each_fixture_lands_on_its_topic_decodable_by_the_stock_deserializer(
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "published", "events": [headers["svix-id"]]}
 
-    [record] = records_with(bridge, f"{bridge.prefix}.{want.event_type}", want.event_id)
+    [record] = records_with(bridge.stack, f"{bridge.prefix}.{want.event_type}", want.event_id)
     decoded = decode(registry, record)
     assert before <= decoded.pop("received_at") <= datetime.now(UTC)
     fields = to_record(want)
@@ -133,7 +114,7 @@ def test_a_resend_bounce_is_hard_and_keyed_by_its_email_id(bridge: Bridge, regis
     body = (FIXTURES / "email.bounced.json").read_bytes()
     headers = library_signed(body)
     assert post(bridge, body, headers).status_code == 200
-    [record] = records_with(bridge, f"{bridge.prefix}.message.hard_bounced", headers["svix-id"])
+    [record] = records_with(bridge.stack, f"{bridge.prefix}.message.hard_bounced", headers["svix-id"])
     decoded = decode(registry, record)
     assert (record.key(), decoded["message_id"], decoded["recipient"], decoded["bounce_class"]) == (
         b"56761188-7520-42d8-8898-ff6fc54ce618",
@@ -154,14 +135,14 @@ def test_webhook_prefixed_headers_signed_by_the_reference_library_are_published(
     }
     response = post(bridge, body, headers)
     assert response.status_code == 200, response.text
-    assert len(records_with(bridge, f"{bridge.prefix}.message.delivered", msg_id)) == 1
+    assert len(records_with(bridge.stack, f"{bridge.prefix}.message.delivered", msg_id)) == 1
 
 
 def test_a_delivery_signed_with_the_previous_secret_is_published(bridge: Bridge) -> None:
     body = PROVIDER.example("message.opened", datetime.now(UTC))
     headers = library_signed(body, SECRETS[1])
     assert post(bridge, body, headers).status_code == 200
-    assert len(records_with(bridge, f"{bridge.prefix}.message.opened", headers["svix-id"])) == 1
+    assert len(records_with(bridge.stack, f"{bridge.prefix}.message.opened", headers["svix-id"])) == 1
 
 
 def tampered(body: bytes) -> tuple[bytes, dict[str, str]]:
@@ -194,7 +175,7 @@ def test_an_unauthenticated_delivery_gets_401_and_publishes_nothing(
     forged, headers = forge(body)
     response = post(bridge, forged, headers)
     assert response.status_code == 401, response.text
-    assert records_with(bridge, f"{bridge.prefix}.message.delivered", headers["svix-id"]) == []
+    assert records_with(bridge.stack, f"{bridge.prefix}.message.delivered", headers["svix-id"]) == []
 
 
 def test_a_verified_but_malformed_body_lands_whole_in_the_dead_letter_topic(bridge: Bridge) -> None:
@@ -203,8 +184,7 @@ def test_a_verified_but_malformed_body_lands_whole_in_the_dead_letter_topic(brid
     response = post(bridge, body, headers)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "dead-lettered"
-    topic = f"{bridge.prefix}.{DEAD_LETTER}"
-    [record] = [r for r in read_topic(bridge.stack.bootstrap_servers, topic) if r.value() == body]
+    [record] = dead_letters(bridge, body)
     record_headers = dict(record.headers() or [])
     assert record_headers["dead_letter_reason"].startswith(b"body is not JSON")
     assert record_headers["http.svix-id"] == headers["svix-id"].encode()
@@ -213,16 +193,10 @@ def test_a_verified_but_malformed_body_lands_whole_in_the_dead_letter_topic(brid
 def test_send_test_posts_a_signed_resend_example_that_is_published(
     bridge: Bridge, registry: SchemaRegistryClient
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bridge", "--config", str(bridge.config), "send-test", "--event", "message.delivered"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **ENV},
-        timeout=60,
-    )
+    result = run_cli(bridge.config, ENV, "send-test", "--event", "message.delivered")
     assert result.returncode == 0, result.stderr
-    event_id = json.loads(result.stdout.split(" -> 200 ", 1)[1])["events"][0]
-    [record] = records_with(bridge, f"{bridge.prefix}.message.delivered", event_id)
+    event_id = sent_event_ids(result)[0]
+    [record] = records_with(bridge.stack, f"{bridge.prefix}.message.delivered", event_id)
     decoded = decode(registry, record)
     assert (decoded["provider_event"], decoded["recipient"]) == ("email.delivered", "user@example.com")
     assert json.loads(decoded["raw"])["data"]["email_id"] == decoded["message_id"] == record.key().decode()

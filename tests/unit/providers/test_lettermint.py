@@ -12,21 +12,20 @@ from typing import Any
 
 import lettermint.webhook
 import pytest
-from fastavro.validation import validate
 from lettermint.exceptions import WebhookVerificationError
 from lettermint.webhook import Webhook
 from starlette.datastructures import Headers
 
-from bridge import avro
 from bridge.errors import PayloadInvalid, SignatureInvalid, StaleTimestamp
 from bridge.events import EVENT_TYPES, UNMAPPED, CanonicalEvent, Delivery
 from bridge.providers.lettermint import Lettermint
 from bridge.settings import SourceSettings
+from tests.unit.providers import helpers
+from tests.unit.providers.helpers import TOLERANCES, Pairs, file_name, fits_schema, fixture_files, is_fresh, raw
 
 LETTERMINT = Lettermint()
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "lettermint"
-FIXTURE_FILES = sorted(FIXTURES.glob("*.json"))
-SCHEMAS = avro.load_schemas()
+FIXTURES = helpers.FIXTURES / "lettermint"
+FIXTURE_FILES = fixture_files("lettermint")
 
 # The derived vector of spec §1.1.
 SECRET = "whsec_test-webhook-secret"
@@ -40,8 +39,6 @@ RECEIVED = datetime(2025, 8, 9, 12, 0, tzinfo=UTC)
 NOW_DT = datetime(2025, 8, 8, 20, 15, tzinfo=UTC)
 NOW = int(NOW_DT.timestamp())
 
-Pairs = list[tuple[bytes, bytes]]
-
 
 # --- helpers -------------------------------------------------------------------------------------
 
@@ -49,11 +46,6 @@ Pairs = list[tuple[bytes, bytes]]
 def hex_hmac(secret: str, t: int | str, body: bytes = BODY) -> str:
     """Computed here, independently of the provider module."""
     return hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-
-
-def raw(*pairs: tuple[str, str]) -> Pairs:
-    """ASGI-style raw headers (lower-case names), duplicates kept."""
-    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
 
 
 def signed(signature: str, delivery: str = str(T)) -> Pairs:
@@ -111,10 +103,6 @@ def envelope(**fields: Any) -> bytes:
 
 def fixture(name: str) -> CanonicalEvent:
     return normalise((FIXTURES / name).read_bytes())
-
-
-def fits_schema(event: CanonicalEvent) -> bool:
-    return validate(avro.to_record(event), SCHEMAS[event.event_type].parsed, raise_errors=True)
 
 
 @pytest.fixture
@@ -212,17 +200,10 @@ def test_stale_only_reported_for_authentic_deliveries() -> None:
 
 
 def ours_accepts_with(src: SourceSettings, now: float) -> bool:
-    try:
-        verify(v1(), now=now, src=src)
-    except StaleTimestamp:
-        return False
-    return True
+    return is_fresh(lambda: verify(v1(), now=now, src=src))
 
 
-@pytest.mark.parametrize(
-    ("tolerance", "skew", "ok"),
-    [(0, 0, True), (0, 1, False), (10, -10, True), (10, 11, False), (3600, -3600, True), (3600, 3601, False)],
-)
+@pytest.mark.parametrize(("tolerance", "skew", "ok"), TOLERANCES)
 def test_tolerance_per_source(tolerance: int, skew: int, ok: bool) -> None:
     assert ours_accepts_with(source(tolerance=tolerance), T + skew) is ok
 
@@ -313,7 +294,7 @@ def test_fixtures_cover_the_lettermint_vocabulary() -> None:
     assert wanted <= events
 
 
-@pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=file_name)
 def test_fixture_common_fields(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     payload = json.loads(text)
@@ -330,7 +311,7 @@ def test_fixture_common_fields(path: Path) -> None:
     assert event.tags == ((data["tag"],) if data.get("tag") else ())
 
 
-@pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=file_name)
 def test_fixture_fits_avro_schema(path: Path) -> None:
     assert fits_schema(normalise(path.read_bytes()))
 

@@ -9,20 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastavro.validation import validate
 from starlette.datastructures import Headers
 
-from bridge import avro
 from bridge.errors import PayloadInvalid, SignatureInvalid
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
 from bridge.providers import PROVIDERS, postmark
 from bridge.providers.postmark import Postmark
 from bridge.settings import SourceSettings
+from tests.unit.providers import helpers
+from tests.unit.providers.helpers import Pairs, file_name, fits_schema, fixture_files
 
 POSTMARK = Postmark()
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "postmark"
-FIXTURE_FILES = sorted(FIXTURES.glob("*.json"))
-SCHEMAS = avro.load_schemas()
+FIXTURES = helpers.FIXTURES / "postmark"
+FIXTURE_FILES = fixture_files("postmark")
 
 USER, PASSWORD = "postmark", "correct horse battery staple"
 OLD_USER, OLD_PASSWORD = "postmark-old", "Tr0ub4dor&3"
@@ -32,15 +31,13 @@ RECEIVED = datetime(2025, 8, 9, 12, 0, tzinfo=UTC)
 NOW_DT = datetime(2025, 8, 8, 20, 15, 12, 345678, tzinfo=UTC)
 NOW = NOW_DT.timestamp()
 
-Pairs = list[tuple[bytes, bytes]]
-
 
 # --- helpers -------------------------------------------------------------------------------------
 
 
 def raw(*pairs: tuple[str, str]) -> Pairs:
-    """ASGI-style raw headers, duplicates kept; values as UTF-8 bytes (what a client sends)."""
-    return [(name.lower().encode("latin-1"), value.encode("utf-8")) for name, value in pairs]
+    """Raw headers with UTF-8 values, as a real client sends them."""
+    return helpers.raw(*pairs, encoding="utf-8")
 
 
 def basic(user: str = USER, password: str = PASSWORD) -> tuple[str, str]:
@@ -120,10 +117,6 @@ def change(suppress: object, reason: str | None = "ManualSuppression", origin: s
 
 def fixture(name: str) -> CanonicalEvent:
     return normalise((FIXTURES / name).read_bytes())
-
-
-def fits_schema(event: CanonicalEvent) -> bool:
-    return validate(avro.to_record(event), SCHEMAS[event.event_type].parsed, raise_errors=True)
 
 
 # --- registration and configuration --------------------------------------------------------------
@@ -545,7 +538,7 @@ def test_fixtures_cover_every_record_type() -> None:
     assert record_types == {"Delivery", "Bounce", "SpamComplaint", "Open", "Click", "SubscriptionChange"}
 
 
-@pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=file_name)
 def test_fixture_normalised(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     payload = json.loads(text)
@@ -561,12 +554,12 @@ def test_fixture_normalised(path: Path) -> None:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=file_name)
 def test_fixture_fits_avro_schema(path: Path) -> None:
     assert fits_schema(normalise(path.read_bytes()))
 
 
-@pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=file_name)
 def test_fixture_event_id_is_the_same_for_a_retry(path: Path) -> None:
     body = path.read_bytes()
     assert normalise(body).event_id == normalise(body).event_id

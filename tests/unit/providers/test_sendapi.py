@@ -11,21 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastavro.validation import validate
 from pydantic import ValidationError
 from starlette.datastructures import Headers
 
-from bridge import avro
 from bridge.errors import PayloadInvalid, SignatureInvalid
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
 from bridge.providers import PROVIDERS
 from bridge.providers.sendapi import SendAPI
 from bridge.settings import SourceSettings
+from tests.unit.providers import helpers
+from tests.unit.providers.helpers import Pairs, file_name, fits_schema, fixture_files, raw
 
 SENDAPI = SendAPI()
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sendapi"
-FIXTURE_FILES = sorted(FIXTURES.glob("*.json"))
-SCHEMAS = avro.load_schemas()
+FIXTURES = helpers.FIXTURES / "sendapi"
+FIXTURE_FILES = fixture_files("sendapi")
 
 # The docs' email.bounced example (fixture, verbatim: 213 bytes with its line break), signed with
 # SECRET. DIGEST computed outside Python: `openssl dgst -sha256 -hmac "$SECRET"` and node's
@@ -45,8 +44,6 @@ T = 1773066610.0  # 2026-03-09T14:30:10Z, the example's time
 RECEIVED = datetime(2026, 3, 9, 14, 30, 11, tzinfo=UTC)
 NOW_DT = datetime(2026, 3, 9, 15, 0, 0, tzinfo=UTC)
 
-Pairs = list[tuple[bytes, bytes]]
-
 
 # --- helpers -------------------------------------------------------------------------------------
 
@@ -54,11 +51,6 @@ Pairs = list[tuple[bytes, bytes]]
 def hex_hmac(key: str | bytes, body: bytes = BODY) -> str:
     """Computed here, independently of the provider module."""
     return hmac.new(key.encode() if isinstance(key, str) else key, body, hashlib.sha256).hexdigest()
-
-
-def raw(*pairs: tuple[str, str]) -> Pairs:
-    """ASGI-style raw headers (lower-case names), duplicates kept."""
-    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
 
 
 def signed(value: str) -> Pairs:
@@ -91,10 +83,6 @@ def envelope(event: Any = "sms.sent", data: Any = None, **fields: Any) -> bytes:
 
 def fixture(name: str) -> CanonicalEvent:
     return normalise((FIXTURES / name).read_bytes())
-
-
-def fits_schema(event: CanonicalEvent) -> bool:
-    return validate(avro.to_record(event), SCHEMAS[event.event_type].parsed, raise_errors=True)
 
 
 # --- 1. verifier ---------------------------------------------------------------------------------
@@ -324,7 +312,7 @@ def test_fixture_event_id(name: str) -> None:
     assert event.event_id == EVENT_IDS.get(name, f"{event.provider_event}:{event.key}")
 
 
-@pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=file_name)
 def test_fixture_common_fields(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     payload = json.loads(text)
@@ -340,7 +328,7 @@ def test_fixture_common_fields(path: Path) -> None:
     assert (event.tags, dict(event.metadata)) == ((), {})
 
 
-@pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=file_name)
 def test_fixture_fits_avro_schema(path: Path) -> None:
     assert fits_schema(normalise(path.read_bytes()))
 

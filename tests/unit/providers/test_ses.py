@@ -20,10 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
-from fastavro.validation import validate
 from starlette.datastructures import Headers
 
-from bridge import avro
 from bridge.errors import PayloadInvalid, SignatureInvalid, Unavailable
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
 from bridge.providers.ses import (
@@ -38,10 +36,11 @@ from bridge.providers.ses import (
     http_getter,
 )
 from bridge.settings import SourceSettings
+from tests.unit.providers import helpers
+from tests.unit.providers.helpers import file_name, fits_schema
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ses"
+FIXTURES = helpers.FIXTURES / "ses"
 SES_FIXTURES = sorted(path for path in FIXTURES.glob("*.json") if not path.name.startswith("sns."))
-SCHEMAS = avro.load_schemas()
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-events"
 OTHER_TOPIC = "arn:aws:sns:us-east-1:123456789012:other-events"
@@ -205,10 +204,6 @@ def normalise_message(message: str | dict[str, Any], **fields: Any) -> list[Cano
 
 def fixture_events(path: Path) -> list[CanonicalEvent]:
     return normalise_message(path.read_text(encoding="utf-8"))
-
-
-def fits_schema(event: CanonicalEvent) -> bool:
-    return validate(avro.to_record(event), SCHEMAS[event.event_type].parsed, raise_errors=True)
 
 
 # --- 1. the published vector: real AWS-signed deliveries -------------------------------------------------
@@ -770,7 +765,7 @@ def test_every_fixture_has_an_expectation() -> None:
     assert sorted(EXPECTED) == [path.name for path in SES_FIXTURES]
 
 
-@pytest.mark.parametrize("path", SES_FIXTURES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SES_FIXTURES, ids=file_name)
 def test_fixture_common_fields(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     ses = json.loads(text)
@@ -790,7 +785,7 @@ def test_fixture_common_fields(path: Path) -> None:
         assert (event.attempt, dict(event.metadata)) == (None, {})
 
 
-@pytest.mark.parametrize("path", SES_FIXTURES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SES_FIXTURES, ids=file_name)
 def test_fixture_fits_avro_schema(path: Path) -> None:
     assert all(fits_schema(event) for event in fixture_events(path))
 
