@@ -66,10 +66,11 @@ class Receiver:
             return JSONResponse({"status": "dead-lettered", "reason": str(error)})
         if records:
             await self._publish(records)
-        self._count(events, source)
+        filtered = [event for event in events if not source.publishes(event.event_type)]
+        self._count(wanted, filtered)
         answer: dict[str, object] = {"status": "published", "events": [event.event_id for event in wanted]}
-        if len(wanted) < len(events):
-            answer["filtered"] = [event.event_id for event in events if not source.publishes(event.event_type)]
+        if filtered:
+            answer["filtered"] = [event.event_id for event in filtered]
         return JSONResponse(answer)
 
     async def token(self, request: Request) -> JSONResponse:
@@ -111,11 +112,10 @@ class Receiver:
         await self._publisher.publish(records)
         self._metrics.publish_seconds.observe(time.perf_counter() - started)
 
-    def _count(self, events: list[CanonicalEvent], source: SourceSettings) -> None:
-        for event in events:
-            if not source.publishes(event.event_type):
-                self._metrics.filtered.labels(event.source, event.event_type).inc()
-                continue
+    def _count(self, published: list[CanonicalEvent], filtered: list[CanonicalEvent]) -> None:
+        for event in filtered:
+            self._metrics.filtered.labels(event.source, event.event_type).inc()
+        for event in published:
             self._metrics.events.labels(event.source, event.event_type).inc()
             if event.event_type == UNMAPPED:
                 self._metrics.unmapped.labels(event.source, event.provider_event).inc()
