@@ -1,11 +1,12 @@
-"""create_app: routes, the one error-to-HTTP map, and the lifespan (schemas, topics, producer)."""
+"""create_app: routes, the one error-to-HTTP map, and the lifespan (one exit stack for every component)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,12 +18,16 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.avro import Encoder, load_schemas
+from bridge.config import Settings
 from bridge.errors import BridgeError, RegistryUnavailable, Unavailable
 from bridge.events import DEAD_LETTER, EVENT_TYPES, topic_for
 from bridge.metrics import Metrics
-from bridge.publisher import KafkaPublisher, Publisher
-from bridge.receiver import Receiver
-from bridge.settings import Settings
+from bridge.pipeline import Pipeline
+from bridge.providers import build as build_providers
+from bridge.providers.base import Provider
+from bridge.publisher import KafkaPublisher, Publisher, TopicPlan
+from bridge.routes import Routes
+from bridge.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 REGISTRY_RETRY_SECONDS = 5.0
@@ -40,9 +45,9 @@ def all_topics(settings: Settings) -> list[str]:
     return [topic_for(settings.topics.prefix, name) for name in (*EVENT_TYPES, DEAD_LETTER)]
 
 
-def source_label(settings: Settings, name: str) -> str:
+def source_label(routes: Routes, name: str) -> str:
     """A metric label: configured names only, so unauthenticated callers cannot add series."""
-    return name if settings.source(name) is not None else UNKNOWN_SOURCE_LABEL
+    return name if name in routes else UNKNOWN_SOURCE_LABEL
 
 
 def create_app(
@@ -50,36 +55,25 @@ def create_app(
     publisher: Publisher | None = None,
     client: SchemaRegistryClient | None = None,
     clock: Callable[[], float] | None = None,
+    providers: Mapping[str, Provider[Any]] | None = None,
 ) -> Starlette:
-    """The bridge as an ASGI app. Tests pass a fake publisher, a mock:// registry and a clock."""
+    """The bridge as an ASGI app. Tests pass a fake publisher, a mock:// registry, a clock and providers."""
     metrics = Metrics()
     registry = client or registry_client(settings)
     encoder = Encoder(registry, load_schemas(), settings.topics.prefix)
-    kafka = (
-        publisher
-        if publisher is not None
-        else KafkaPublisher(
-            settings.kafka.bootstrap_servers, settings.kafka.producer, settings.server.publish_timeout_seconds
-        )
-    )
-    receiver = Receiver(settings, encoder, kafka, metrics, **({"clock": clock} if clock else {}))
+    kafka = publisher if publisher is not None else kafka_publisher(settings)
+    pipeline = Pipeline(encoder, kafka, metrics, settings.topics.prefix)
+    routes = Routes(settings.sources, providers if providers is not None else build_providers())
+    webhooks = Webhooks(pipeline, routes, settings.server.max_body_bytes, **({"clock": clock} if clock else {}))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if isinstance(kafka, KafkaPublisher):
-            kafka.start()
-            if settings.topics.create:
-                await asyncio.to_thread(_create_topics, kafka, settings)
-        registering = asyncio.create_task(_register_until_done(encoder, settings, metrics))
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(registry.close)
+            await stack.enter_async_context(kafka)
+            registering = asyncio.create_task(_register_until_done(encoder, settings, metrics))
+            stack.callback(registering.cancel)
             yield
-        finally:
-            registering.cancel()
-            registry.close()
-            if isinstance(kafka, KafkaPublisher):
-                remaining = await asyncio.to_thread(kafka.close, settings.server.shutdown_timeout_seconds)
-                if remaining:
-                    log.error("shutdown: %d records were not acknowledged; their deliveries got 503", remaining)
 
     async def healthz(request: Request) -> JSONResponse:
         if kafka.fatal is not None:
@@ -95,51 +89,58 @@ def create_app(
 
     async def bridge_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, BridgeError)
-        source = source_label(settings, request.path_params.get("source", ""))
+        source = source_label(routes, request.path_params.get("source", ""))
         metrics.rejected.labels(source, error.code).inc()
         if error.status_code >= 500:
             log.warning("source=%s %s: %s", source, error.code, error)
         headers = {"Retry-After": str(settings.server.retry_after_seconds)} if isinstance(error, Unavailable) else None
         return JSONResponse({"error": error.code, "detail": str(error)}, status_code=error.status_code, headers=headers)
 
-    app = Starlette(
+    return Starlette(
         routes=[
-            Route("/webhooks/{source}", receiver.receive, methods=["POST"]),
-            Route("/webhooks/{source}/token", receiver.token, methods=["POST"]),
+            Route("/webhooks/{source}", webhooks.receive, methods=["POST"]),
+            Route("/webhooks/{source}/token", webhooks.token, methods=["POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
         ],
         exception_handlers={BridgeError: bridge_error},
         lifespan=lifespan,
-        middleware=[Middleware(_CountStatus, metrics=metrics, settings=settings)],
+        middleware=[Middleware(_CountStatus, metrics=metrics, routes=routes)],
     )
-    return app
+
+
+def kafka_publisher(settings: Settings) -> KafkaPublisher:
+    plan = (
+        TopicPlan(all_topics(settings), settings.topics.partitions, settings.topics.replication_factor)
+        if settings.topics.create
+        else None
+    )
+    return KafkaPublisher(
+        settings.kafka.bootstrap_servers,
+        settings.kafka.producer,
+        settings.server.publish_timeout_seconds,
+        shutdown_timeout=settings.server.shutdown_timeout_seconds,
+        topics=plan,
+    )
 
 
 class _CountStatus:
     """Counts answered webhook deliveries by source and status, errors and 500s included."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: Routes) -> None:
         self._app = app
         self._metrics = metrics
-        self._settings = settings
+        self._routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def counting_send(message: Message) -> None:
             source = scope.get("path_params", {}).get("source")
             if message["type"] == "http.response.start" and source is not None:
-                self._metrics.requests.labels(source_label(self._settings, source), str(message["status"])).inc()
+                self._metrics.requests.labels(source_label(self._routes, source), str(message["status"])).inc()
             await send(message)
 
         await self._app(scope, receive, counting_send if scope["type"] == "http" else send)
-
-
-def _create_topics(publisher: KafkaPublisher, settings: Settings) -> None:
-    try:
-        publisher.create_topics(all_topics(settings), settings.topics.partitions, settings.topics.replication_factor)
-    except Exception as error:  # noqa: BLE001 - start anyway; /readyz and publish errors say the rest
-        log.warning("creating topics failed (%s); relying on existing or auto-created topics", error)
 
 
 async def _register_until_done(encoder: Encoder, settings: Settings, metrics: Metrics) -> None:

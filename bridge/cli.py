@@ -1,4 +1,4 @@
-"""The `bridge` command: serve, check-config, register-schemas, send-test."""
+"""The `bridge` command: serve, check-config, config-schema, register-schemas, send-test, consume."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from bridge import settings as config
+from bridge import config
 from bridge.app import create_app, registry_client
 from bridge.avro import Encoder, load_schemas, subject_for
 from bridge.errors import BridgeError, ConfigError
 from bridge.events import DEAD_LETTER, topic_for
 from bridge.providers import PROVIDERS
-from bridge.providers.base import BodySigner, Provider, SendTestSecret
 from bridge.publisher import client_config
+from bridge.settings import CONFIG_ENV
 
 log = logging.getLogger("bridge")
 EXIT_CONFIG = 2
@@ -37,12 +37,20 @@ def main(argv: list[str] | None = None) -> int:
     # The registry client logs every HTTP request at INFO.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
+    if not args.needs_config:
+        return int(args.command(None, args))
     try:
         settings = config.load(args.config)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     return int(args.command(settings, args))
+
+
+def config_schema(settings: config.Settings | None, args: argparse.Namespace) -> int:
+    """The JSON Schema of the configuration file, every provider's options included."""
+    print(config.json_schema())
+    return 0
 
 
 def serve(settings: config.Settings, args: argparse.Namespace) -> int:
@@ -80,7 +88,7 @@ def register_schemas(settings: config.Settings, args: argparse.Namespace) -> int
 
 
 def send_test(settings: config.Settings, args: argparse.Namespace) -> int:
-    """Sign a fresh example delivery with the source's first secret and POST it, like a provider would."""
+    """Sign a fresh example delivery with the source's own credentials and POST it, as the provider would."""
     source = settings.source(args.source) if args.source else settings.sources[0]
     if source is None:
         print(
@@ -88,15 +96,11 @@ def send_test(settings: config.Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    provider = PROVIDERS[source.provider]
+    sender = PROVIDERS[source.provider].sender()
     now = time.time()
     try:
-        body = provider.example(args.event, datetime.fromtimestamp(now, UTC))
-        secret = send_test_secret(provider, source)
-        if isinstance(provider, BodySigner):
-            body = provider.sign_body(body, secret, now)
-        headers = provider.sign(body, secret, now)
-    except (ValueError, NotImplementedError) as error:  # no such event, or signing needs what we lack
+        body, headers = sender.sign(sender.example(args.event, datetime.fromtimestamp(now, UTC)), source, now)
+    except ValueError as error:  # no such event, or the source's credentials cannot sign one
         print(f"cannot send a test {args.event} for {source.provider}: {error}", file=sys.stderr)
         return EXIT_CONFIG
     url = f"{args.url or f'http://{settings.server.host}:{settings.server.port}'}/webhooks/{source.name}"
@@ -107,12 +111,6 @@ def send_test(settings: config.Settings, args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(f"POST {url} ({args.event}) -> {response.status_code} {response.text}")
     return 0 if response.is_success else EXIT_FAILED
-
-
-def send_test_secret(provider: Provider, source: config.SourceSettings) -> str:
-    if isinstance(provider, SendTestSecret):
-        return provider.send_test_secret(source)
-    return (source.secret_values() or [""])[0]
 
 
 def consume(settings: config.Settings, args: argparse.Namespace) -> int:
@@ -173,8 +171,9 @@ def _iso(value: object) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bridge", description=__doc__)
-    parser.add_argument("--config", help=f"YAML configuration file (default: ${config.CONFIG_ENV})")
+    parser.add_argument("--config", help=f"YAML configuration file (default: ${CONFIG_ENV})")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.set_defaults(needs_config=True)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("serve", help="run the HTTP server")
@@ -183,6 +182,9 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(command=serve)
 
     commands.add_parser("check-config", help="validate the configuration and exit").set_defaults(command=check_config)
+    commands.add_parser(
+        "config-schema", help="print the JSON Schema of the configuration (no --config needed)"
+    ).set_defaults(command=config_schema, needs_config=False)  # describes every configuration, so needs none
     commands.add_parser("register-schemas", help="register every event schema and exit").set_defaults(
         command=register_schemas
     )

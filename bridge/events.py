@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from starlette.datastructures import Headers
+from bridge.headers import Headers
 
 UNMAPPED = "unmapped"
 DEAD_LETTER = "dead-letter"
 
-# The canonical vocabulary (shared/spec/events.md). Each has schemas/<type>.avsc; "unmapped"
+# The canonical vocabulary (docs/events.md). Each has schemas/<type>.avsc; "unmapped"
 # carries a provider event we have no canonical name for, raw, so nothing is dropped.
 EVENT_TYPES = (
     "message.created",
@@ -83,6 +83,13 @@ class CanonicalEvent:
     tags: tuple[str, ...] = ()
     metadata: Mapping[str, str] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, delivery: Delivery, **fields: Any) -> CanonicalEvent:
+        """An event of `delivery`: provider, source and received_at from it, `raw` the body unless given."""
+        if "raw" not in fields:
+            fields["raw"] = delivery.body.decode("utf-8")
+        return cls(provider=delivery.provider, source=delivery.source, received_at=delivery.received_at, **fields)
 
 
 def topic_for(prefix: str, event_type: str) -> str:

@@ -1,4 +1,8 @@
-"""Publisher: owns the Kafka producer; `publish` returns only once the broker acknowledged."""
+"""Publisher: owns the Kafka producer; `publish` returns only once the broker acknowledged.
+
+Every publisher is an async context manager, entered and left by the app's lifespan: a wrapper
+(dedupe, spool) enters the publisher it wraps, so no lifecycle is skipped.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,15 @@ import contextlib
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from bridge.errors import PublishFailed
+from bridge.records import Record
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +29,15 @@ GUARANTEE = {"acks": "all", "enable.idempotence": True}
 POLL_SECONDS = 0.1
 
 
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    key: bytes
-    value: bytes
-    headers: list[tuple[str, str | bytes | None]] = field(default_factory=list)
-
-
 class Publisher(Protocol):
+    async def __aenter__(self) -> Self:
+        """Start: connect, create topics, whatever the publisher needs before `publish`."""
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        """Stop: flush what is in flight, within the shutdown time."""
+
     async def publish(self, records: Sequence[Record]) -> None:
         """Return once every record is acknowledged; raise PublishFailed otherwise."""
 
@@ -43,6 +49,15 @@ class Publisher(Protocol):
         """Why the producer can never publish again (librdkafka's fatal errors), else None."""
 
 
+@dataclass(frozen=True)
+class TopicPlan:
+    """Topics to create at start-up where missing (-1: the broker's defaults)."""
+
+    topics: Sequence[str]
+    partitions: int = -1
+    replication_factor: int = -1
+
+
 class KafkaPublisher:
     """A confluent-kafka Producer whose delivery reports resolve asyncio futures.
 
@@ -50,8 +65,17 @@ class KafkaPublisher:
     result to the loop with call_soon_threadsafe.
     """
 
-    def __init__(self, bootstrap_servers: str, extra: dict[str, Any], timeout: float) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        extra: dict[str, Any],
+        timeout: float,
+        shutdown_timeout: float = 20.0,
+        topics: TopicPlan | None = None,
+    ) -> None:
         self._timeout = timeout
+        self._shutdown_timeout = shutdown_timeout
+        self._topics = topics
         self._config: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
             "linger.ms": 5,
@@ -67,8 +91,24 @@ class KafkaPublisher:
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-delivery-reports", daemon=True)
 
-    def start(self) -> None:
+    async def __aenter__(self) -> Self:
         self._poller.start()
+        if self._topics is not None:
+            await asyncio.to_thread(self._ensure_topics, self._topics)
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        remaining = await asyncio.to_thread(self.close, self._shutdown_timeout)
+        if remaining:
+            log.error("shutdown: %d records were not acknowledged; their deliveries got 503", remaining)
+
+    def _ensure_topics(self, plan: TopicPlan) -> None:
+        try:
+            self.create_topics(plan.topics, plan.partitions, plan.replication_factor)
+        except Exception as error:  # noqa: BLE001 - start anyway; /readyz and publish errors say the rest
+            log.warning("creating topics failed (%s); relying on existing or auto-created topics", error)
 
     async def publish(self, records: Sequence[Record]) -> None:
         loop = asyncio.get_running_loop()

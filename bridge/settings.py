@@ -1,39 +1,39 @@
-"""Settings: the YAML configuration, `${ENV}` substituted and validated once at start-up."""
+"""Core settings: Kafka, registry, topics, server, and the fields every source has; `${ENV}` substitution.
+
+Providers build their source models on `SourceSettings`; `bridge.config` puts them together into
+the whole configuration. The import graph runs one way: config → providers → settings.
+"""
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Self
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from bridge.errors import ConfigError
+from bridge.events import EVENT_TYPES
 
 CONFIG_ENV = "BRIDGE_CONFIG"
-SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-TOPIC_PREFIX = re.compile(r"[A-Za-z0-9._-]{1,200}")
+SOURCE_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+TOPIC_PREFIX = r"^[A-Za-z0-9._-]{1,200}$"
+MESSAGE_KEY = re.compile(r"([a-z_][a-z0-9_]*(?:\.[A-Za-z0-9_-]+)*): ")
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Providers give up on a delivery after about 30 s; the bridge must answer before that.
 PROVIDER_TIMEOUT_SECONDS = 30
+# Request headers never copied into dead-letter records: credentials. Sources add their own.
+PRIVATE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
-class _Model(BaseModel):
+class ConfigModel(BaseModel):
+    """Every configuration object: frozen, and unknown keys are errors."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ServerSettings(_Model):
+class ServerSettings(ConfigModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
@@ -42,11 +42,13 @@ class ServerSettings(_Model):
     shutdown_timeout_seconds: float = Field(20.0, gt=0)
 
 
-class KafkaSettings(_Model):
+class KafkaSettings(ConfigModel):
     bootstrap_servers: str
-    # Extra librdkafka settings (security.protocol, sasl.*, ssl.*, compression.type, ...).
-    # acks and enable.idempotence are not among them: the delivery guarantee is not configurable.
-    producer: dict[str, str | int | float | bool] = {}
+    producer: dict[str, str | int | float | bool] = Field(
+        {},
+        description="Extra librdkafka settings (security.protocol, sasl.*, ssl.*, compression.type, ...); "
+        "acks and enable.idempotence are fixed: the delivery guarantee is not configurable.",
+    )
 
     @field_validator("producer")
     @classmethod
@@ -58,55 +60,31 @@ class KafkaSettings(_Model):
         return value
 
 
-class RegistrySettings(_Model):
+class RegistrySettings(ConfigModel):
     url: str
-    # Extra SchemaRegistryClient settings, e.g. basic.auth.user.info.
-    client: dict[str, str] = {}
-    # Register the schemas at start-up. Off where CI runs `bridge register-schemas` instead.
-    auto_register: bool = True
+    client: dict[str, str] = Field({}, description="Extra SchemaRegistryClient settings, e.g. basic.auth.user.info.")
+    auto_register: bool = Field(
+        True, description="Register the schemas at start-up; off where CI runs `bridge register-schemas`."
+    )
 
 
-class TopicSettings(_Model):
-    prefix: str = "webhooks"
+class TopicSettings(ConfigModel):
+    prefix: str = Field("webhooks", pattern=TOPIC_PREFIX, description="topic = <prefix>.<event type>")
     create: bool = True
     partitions: int = Field(-1, description="-1: the broker's num.partitions")
     replication_factor: int = Field(-1, description="-1: the broker's default.replication.factor")
 
-    @field_validator("prefix")
-    @classmethod
-    def _legal_topic(cls, value: str) -> str:
-        if not TOPIC_PREFIX.fullmatch(value):
-            raise ValueError("a topic prefix takes letters, digits, '.', '_' and '-'")
-        return value
 
+class SourceSettings(ConfigModel):
+    """What every source has. Each provider subclasses it with `provider: Literal[...]` and its `options`."""
 
-class SourceSettings(_Model):
-    name: str
+    name: str = Field(pattern=SOURCE_NAME, description="The route: POST /webhooks/<name>.")
     provider: str
-    # Shared secrets, several at once during rotation; which ones a provider needs, it checks.
-    secrets: list[SecretStr] = []
-    tolerance_seconds: int = Field(300, ge=0)
-    # Canonical event types this source publishes; others are acknowledged, counted, not published.
-    event_types: list[str] | None = None
-    # Provider-specific settings (credentials, keys, allow-lists), validated by the provider.
-    options: dict[str, Any] = {}
-    _parsed_options: Any = PrivateAttr(default=None)
-
-    @field_validator("name")
-    @classmethod
-    def _url_safe(cls, value: str) -> str:
-        if not SOURCE_NAME.fullmatch(value):
-            raise ValueError("a source name takes lower-case letters, digits, '-' and '_' (it is a URL segment)")
-        return value
-
-    @field_validator("provider")
-    @classmethod
-    def _known_provider(cls, value: str) -> str:
-        from bridge.providers import PROVIDERS
-
-        if value not in PROVIDERS:
-            raise ValueError(f"unknown provider {value!r}; known: {', '.join(sorted(PROVIDERS))}")
-        return value
+    secrets: list[SecretStr] = Field([], description="Shared secrets, several at once during rotation.")
+    tolerance_seconds: int = Field(300, ge=0, description="Signed-timestamp window, both directions.")
+    event_types: list[str] | None = Field(
+        None, description="Canonical event types this source publishes; others are acknowledged and counted."
+    )
 
     @field_validator("secrets")
     @classmethod
@@ -118,51 +96,33 @@ class SourceSettings(_Model):
     @field_validator("event_types")
     @classmethod
     def _canonical(cls, value: list[str] | None) -> list[str] | None:
-        from bridge.events import EVENT_TYPES
-
         unknown = sorted(set(value or ()) - set(EVENT_TYPES))
         if unknown:
             raise ValueError(f"unknown event types {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}")
         return value
 
-    @model_validator(mode="after")
-    def _provider_accepts(self) -> SourceSettings:
-        from bridge.providers import PROVIDERS
-
-        if self.provider in PROVIDERS:  # else _known_provider has already said so
-            self._parsed_options = PROVIDERS[self.provider].check(self)
-        return self
-
     def secret_values(self) -> list[str]:
         return [secret.get_secret_value() for secret in self.secrets]
-
-    @property
-    def parsed_options(self) -> Any:
-        """What the provider's `check` made of `options` at start-up."""
-        return self._parsed_options
 
     def publishes(self, event_type: str) -> bool:
         return self.event_types is None or event_type in self.event_types
 
+    def private_headers(self) -> frozenset[str]:
+        """Lower-case names of request headers that carry credentials: never copied into dead letters."""
+        return PRIVATE_HEADERS
 
-class Settings(_Model):
-    kafka: KafkaSettings
-    schema_registry: RegistrySettings
-    topics: TopicSettings = Field(default_factory=TopicSettings)
-    server: ServerSettings = Field(default_factory=ServerSettings)
-    sources: list[SourceSettings] = Field(min_length=1)
+    def require_secrets(self) -> None:
+        if not self.secrets:
+            raise ValueError("secrets: this provider needs at least one secret")
 
-    @field_validator("sources")
-    @classmethod
-    def _unique_names(cls, value: list[SourceSettings]) -> list[SourceSettings]:
-        names = [source.name for source in value]
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise ValueError(f"source names must be unique; repeated: {', '.join(repeated)}")
-        return value
 
-    def source(self, name: str) -> SourceSettings | None:
-        return next((source for source in self.sources if source.name == name), None)
+class SecretSource(SourceSettings):
+    """A source verified with shared secrets (HMAC keys): at least one is required."""
+
+    @model_validator(mode="after")
+    def _needs_secrets(self) -> Self:
+        self.require_secrets()
+        return self
 
 
 def substitute_env(value: Any, environ: dict[str, str], path: str = "") -> Any:
@@ -187,39 +147,29 @@ def substitute_env(value: Any, environ: dict[str, str], path: str = "") -> Any:
     return ENV_REFERENCE.sub(replace, value)
 
 
-def parse(text: str, environ: dict[str, str] | None = None, origin: str = "config") -> Settings:
-    try:
-        tree = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{origin}: not valid YAML: {error}") from error
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{origin}: the top level must be a mapping")
-    tree = substitute_env(tree, dict(os.environ) if environ is None else environ)
-    try:
-        return Settings.model_validate(tree)
-    except ValidationError as error:
-        raise ConfigError(f"{origin}: " + _describe(error)) from None
+def problem_line(problem: ErrorDetails, skip: frozenset[str] = frozenset()) -> str:
+    """`<key path>: <message>` for one pydantic error; `skip` names path parts pydantic adds that are
+    not keys (a union's tag)."""
+    parts = list(problem["loc"])
+    keys = [str(part) for index, part in enumerate(parts) if not (part in skip and _after_index(parts, index))]
+    message = problem["msg"].removeprefix("Value error, ")
+    if problem["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif problem["type"] == "string_pattern_mismatch" and keys[-1:] == ["name"]:
+        message = "a source name takes lower-case letters, digits, '-' and '_' (it is a URL segment)"
+    elif problem["type"] == "string_pattern_mismatch" and keys[-1:] == ["prefix"]:
+        message = "a topic prefix takes letters, digits, '.', '_' and '-'"
+    # A model-level check names its key in the message ("options.header: ..."): make it part of the path.
+    if (named := MESSAGE_KEY.match(message)) is not None:
+        more = named.group(1).split(".")
+        keys, message = [*keys, *(more[1:] if keys[-1:] == more[:1] else more)], message[named.end() :]
+    return f"{'.'.join(keys) or '(top level)'}: {message}"
 
 
-def load(path: str | None = None, environ: dict[str, str] | None = None) -> Settings:
-    env = dict(os.environ) if environ is None else environ
-    chosen = path or env.get(CONFIG_ENV)
-    if not chosen:
-        raise ConfigError(f"no configuration: pass --config FILE or set {CONFIG_ENV}")
-    try:
-        text = Path(chosen).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"cannot read {chosen}: {error.strerror}") from None
-    return parse(text, env, origin=chosen)
+def _after_index(parts: Sequence[str | int], index: int) -> bool:
+    """A union's tag stands first (one source) or right after a list index (`sources.0.<tag>`)."""
+    return index == 0 or isinstance(parts[index - 1], int)
 
 
-def _describe(error: ValidationError) -> str:
-    """One line per problem, each naming the key, e.g. `sources.0.secrets: Field required`."""
-    lines = []
-    for problem in error.errors():
-        key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
-        message = problem["msg"].removeprefix("Value error, ")
-        if problem["type"] == "extra_forbidden":
-            message = "unknown key"
-        lines.append(f"{key}: {message}")
-    return "; ".join(lines)
+class NoOptions(ConfigModel):
+    """`options` of a provider configured by secrets alone: any key is an error."""

@@ -1,27 +1,33 @@
-"""PROVIDERS: provider name (URL segment, config key, metric label) → implementation."""
+"""The provider registry: name (URL segment, config `provider:`, metric label) → spec; `build` makes them per app.
+
+The registry holds specs (models and factories), no state: caches and I/O live in the provider
+objects that `build` makes, one set per app.
+"""
 
 from __future__ import annotations
 
-from bridge.providers.base import Provider
-from bridge.providers.lettermint import Lettermint
-from bridge.providers.lettr import Lettr
-from bridge.providers.mailgun import Mailgun
-from bridge.providers.postmark import Postmark
-from bridge.providers.sendapi import SendAPI
-from bridge.providers.sendgrid import SendGrid
-from bridge.providers.ses import Ses
-from bridge.providers.standard_webhooks import StandardWebhooks
+from typing import Any
 
-PROVIDERS: dict[str, Provider] = {
-    provider.name: provider
-    for provider in (
-        Lettermint(),
-        Lettr(),
-        StandardWebhooks(),
-        SendAPI(),
-        SendGrid(),
-        Mailgun(),
-        Postmark(),
-        Ses(),
+from bridge.providers import lettermint, lettr, mailgun, postmark, sendapi, sendgrid, ses, standard_webhooks
+from bridge.providers.base import Provider, ProviderIO, ProviderSpec
+
+# Adding a provider: its module (or package) with a SPEC, and one entry here.
+PROVIDERS: dict[str, ProviderSpec[Any]] = {
+    spec.name: spec
+    for spec in (
+        lettermint.SPEC,
+        lettr.SPEC,
+        standard_webhooks.SPEC,
+        sendapi.SPEC,
+        sendgrid.SPEC,
+        mailgun.SPEC,
+        postmark.SPEC,
+        ses.SPEC,
     )
 }
+
+
+def build(io: ProviderIO | None = None) -> dict[str, Provider[Any]]:
+    """One provider object per provider, with this app's I/O."""
+    chosen = io or ProviderIO.default()
+    return {name: spec.build(chosen) for name, spec in PROVIDERS.items()}

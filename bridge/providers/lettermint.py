@@ -1,73 +1,77 @@
-"""Lettermint: `t=<unix>,v1=<hex>` HMAC-SHA256 signatures, one event per delivery (spec §1)."""
+"""Lettermint: `t=<unix>,v1=<hex>` HMAC-SHA256 signatures, one event per delivery (docs/providers.md, Lettermint)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from starlette.datastructures import Headers
+from pydantic import Field
 
 from bridge.errors import PayloadInvalid, SignatureInvalid
 from bridge.events import EVENT_TYPES, UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers.base import (
-    Details,
-    NoOptions,
-    as_list,
+from bridge.headers import Headers
+from bridge.providers.auth import (
+    DIGITS,
+    HEX_DIGEST,
+    TimestampedSignature,
     check_age,
+    hmac_hex,
+    matches_any,
+    single_header,
+)
+from bridge.providers.base import ProviderSpec
+from bridge.providers.fields import (
+    Details,
+    as_list,
     derived_id,
     flag_field,
     no_details,
     number_field,
     object_field,
     parse_json_object,
-    parse_options,
     parse_timestamp,
-    require_secrets,
-    single_header,
     string_field,
     stringify_map,
     text_field,
 )
-from bridge.settings import SourceSettings
+from bridge.settings import NoOptions, SecretSource
 
+NAME = "lettermint"
 SIGNATURE_HEADER = "x-lettermint-signature"
 DELIVERY_HEADER = "x-lettermint-delivery"
 ATTEMPT_HEADER = "x-lettermint-attempt"
 LEGACY_TIMESTAMP_HEADER = "x-lettermint-timestamp"
 LEGACY_PREFIX = "sha256="
-HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
-DIGITS = re.compile(r"[0-9]{1,16}")
 MAX_ATTEMPT = 2**31 - 1  # Avro int
 
 
+class LettermintSource(SecretSource):
+    """`secrets`: one or more `whsec_…` signing secrets (old and new during rotation)."""
+
+    provider: Literal["lettermint"]
+    options: NoOptions = Field(default_factory=NoOptions)
+
+
 class Lettermint:
-    name = "lettermint"
-
-    def check(self, source: SourceSettings) -> object:
-        require_secrets(source)
-        return parse_options(NoOptions, source)
-
-    def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
+    def verify(self, headers: Headers, body: bytes, source: LettermintSource, now: float) -> None:
         header = single_header(headers, SIGNATURE_HEADER)
         if header.startswith(LEGACY_PREFIX):
             timestamp, signatures = single_header(headers, LEGACY_TIMESTAMP_HEADER), [header[len(LEGACY_PREFIX) :]]
             if not HEX_DIGEST.fullmatch(signatures[0]):
                 raise SignatureInvalid("the sha256= signature is not 64 hex digits")
+            if not DIGITS.fullmatch(timestamp):
+                raise SignatureInvalid("the signed timestamp is not a number of seconds")
         else:
-            timestamp, signatures = _parse_signature(header)
+            signed_header = TimestampedSignature.parse(header)
+            timestamp, signatures = signed_header.timestamp, list(signed_header.signatures)
             if single_header(headers, DELIVERY_HEADER).strip() != timestamp:
                 raise SignatureInvalid("X-Lettermint-Delivery does not equal the signed timestamp")
-        if not DIGITS.fullmatch(timestamp):
-            raise SignatureInvalid("the signed timestamp is not a number of seconds")
         signed = timestamp.encode() + b"." + body
         expected = [_digest(secret, signed) for secret in source.secret_values()]
-        if not any(hmac.compare_digest(want, got.lower()) for want in expected for got in signatures):
+        if not matches_any(expected, (got.lower() for got in signatures)):
             raise SignatureInvalid("no signature matches a configured secret")
         check_age(timestamp, now, source)
 
@@ -80,22 +84,18 @@ class Lettermint:
         if not isinstance(data, dict):
             raise PayloadInvalid("data: missing or not an object")
         stamp_field = "timestamp" if payload.get("timestamp") is not None else "created_at"
-        occurred_at = parse_timestamp(payload.get(stamp_field), stamp_field)
         event_type = event if event in MAPPED else UNMAPPED
         message_id = string_field(data, "message_id")
         event_id = string_field(payload, "id") or derived_id(delivery.body)
         tag = string_field(data, "tag")
         return [
-            CanonicalEvent(
+            CanonicalEvent.of(
+                delivery,
                 event_id=event_id,
                 event_type=event_type,
-                provider=self.name,
-                source=delivery.source,
                 provider_event=event,
                 key=message_id or text_field(data, _KEY_FIELDS.get(event, "")) or event_id,
-                occurred_at=occurred_at,
-                received_at=delivery.received_at,
-                raw=delivery.body.decode("utf-8"),
+                occurred_at=parse_timestamp(payload.get(stamp_field), stamp_field),
                 message_id=message_id,
                 recipient=string_field(data, "recipient"),
                 attempt=_attempt(delivery.headers),
@@ -105,15 +105,20 @@ class Lettermint:
             )
         ]
 
-    def sign(self, body: bytes, secret: str, now: float) -> dict[str, str]:
-        timestamp = str(int(now))
-        signature = _digest(secret, timestamp.encode() + b"." + body)
-        return {
-            "X-Lettermint-Signature": f"t={timestamp},v1={signature}",
-            "X-Lettermint-Delivery": timestamp,
-            "X-Lettermint-Attempt": "1",
-            "Content-Type": "application/json",
-        }
+
+def signature_headers(body: bytes, secret: str, now: float) -> dict[str, str]:
+    """The headers Lettermint sends with `body`, signed with `secret` at `now`."""
+    timestamp = str(int(now))
+    return {
+        "X-Lettermint-Signature": f"t={timestamp},v1={_digest(secret, timestamp.encode() + b'.' + body)}",
+        "X-Lettermint-Delivery": timestamp,
+        "X-Lettermint-Attempt": "1",
+        "Content-Type": "application/json",
+    }
+
+
+class LettermintSender:
+    """`bridge send-test`: an example of any canonical type, signed with the source's first secret."""
 
     def example(self, event_type: str, now: datetime) -> bytes:
         data: dict[str, Any] = _EXAMPLE_DATA.get(event_type) or {
@@ -133,26 +138,13 @@ class Lettermint:
         }
         return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
 
-
-def _parse_signature(header: str) -> tuple[str, list[str]]:
-    """`t=..,v1=..[,v1=..]`: unknown keys (v2=) and malformed v1 values are skipped, as the SDKs do."""
-    timestamps, signatures = [], []
-    for part in header.split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "t":
-            timestamps.append(value)
-        elif key == "v1" and HEX_DIGEST.fullmatch(value):
-            signatures.append(value)
-    if len(timestamps) != 1:
-        raise SignatureInvalid("the signature header needs exactly one t=")
-    if not signatures:
-        raise SignatureInvalid("the signature header has no well-formed v1=")
-    return timestamps[0], signatures
+    def sign(self, body: bytes, source: LettermintSource, now: float) -> tuple[bytes, dict[str, str]]:
+        return body, signature_headers(body, source.secret_values()[0], now)
 
 
 def _digest(secret: str, signed: bytes) -> str:
     # The whole `whsec_...` string is the key, not base64-decoded (unlike Standard Webhooks).
-    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return hmac_hex(secret, signed)
 
 
 def _attempt(headers: Headers) -> int | None:
@@ -161,7 +153,7 @@ def _attempt(headers: Headers) -> int | None:
     return int(value) if DIGITS.fullmatch(value) and 0 < int(value) <= MAX_ATTEMPT else None
 
 
-# --- Payload mapping: Lettermint's event names are the canonical ones (events.md). ------------
+# --- Payload mapping: Lettermint's event names are the canonical ones (docs/events.md). -------
 
 MAPPED = frozenset(EVENT_TYPES) - {UNMAPPED}
 
@@ -288,3 +280,6 @@ _EXAMPLE_DATA: dict[str, dict[str, Any]] = {
     "suppression.removed": {"type": "email", "value": "user@example.com", "reason": "manual"},
     "webhook.test": {"message": "This is a test webhook from bridge send-test", "webhook_id": str(uuid.uuid4())},
 }
+
+
+SPEC = ProviderSpec(name=NAME, source=LettermintSource, build=lambda io: Lettermint(), sender=LettermintSender)

@@ -1,45 +1,42 @@
-"""Mailgun: HMAC-SHA256 of `timestamp + token` inside the JSON body, one event per delivery (spec §4.4)."""
+"""Mailgun: HMAC-SHA256 of `timestamp + token` inside the JSON body, one event per delivery
+(docs/providers.md#mailgun-mailgun)."""
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-import hmac
 import json
-import math
 import re
 import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import getaddresses, parseaddr
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from starlette.datastructures import Headers
+from pydantic import Field
 
 from bridge.errors import PayloadInvalid, SignatureInvalid
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers.base import (
+from bridge.headers import Headers
+from bridge.providers.auth import DIGITS, HEX_DIGEST, check_age, hmac_hex, matches_any
+from bridge.providers.base import ProviderSpec
+from bridge.providers.fields import (
     Details,
     as_list,
-    check_age,
     no_details,
     object_field,
     parse_json_object,
-    parse_options,
-    require_secrets,
     string_field,
     stringify_map,
+    unix_time,
 )
-from bridge.settings import SourceSettings
+from bridge.settings import ConfigModel, SecretSource
 
+NAME = "mailgun"
 SIGNATURE_FIELD = "signature"
 EVENT_DATA_FIELD = "event-data"
 PARENT_SIGNATURE = "parent-signature"  # subaccount domains: signed with the primary account's key
-HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
-DIGITS = re.compile(r"[0-9]{1,16}")
 ENHANCED_CODE = re.compile(r"([245]\.[0-9]{1,3}\.[0-9]{1,3})(?![0-9.])")
 # Mailgun's tokens are 50 characters; a longer one is not Mailgun's, and the bound caps cache memory.
 MAX_TOKEN_LENGTH = 256
@@ -49,17 +46,19 @@ TOKEN_BYTES = 25  # 50 hex characters, like Mailgun's
 REPLAY_CACHE_SIZE = 50_000
 REPLAYED = "replayed token"
 MAX_ATTEMPT = 2**31 - 1  # Avro int
-SIGN_IN_BODY = (
-    "mailgun: the signature lives inside the JSON body, which sign() cannot change (it returns headers "
-    "only); sign the body with Mailgun.sign_body(body, secret, now) first"
-)
 
 
-class MailgunOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class MailgunOptions(ConfigModel):
+    replay_cache_size: int = Field(
+        REPLAY_CACHE_SIZE, ge=1, description="Tokens remembered per source for replay detection (see TokenCache)."
+    )
 
-    # Tokens remembered per source for replay detection; see TokenCache for the trade-off.
-    replay_cache_size: int = Field(REPLAY_CACHE_SIZE, ge=1)
+
+class MailgunSource(SecretSource):
+    """`secrets`: the HTTP webhook signing key(s), old and new during rotation."""
+
+    provider: Literal["mailgun"]
+    options: MailgunOptions = Field(default_factory=MailgunOptions)
 
 
 class TokenCache:
@@ -112,21 +111,16 @@ class _Signature:
 
 
 class Mailgun:
-    """Verifies and maps Mailgun webhooks. Holds one TokenCache per source: one instance per process."""
-
-    name = "mailgun"
+    """Verifies and maps Mailgun webhooks. `SPEC.build` makes one per app, and it holds that app's
+    replay caches: one TokenCache per source, made on the source's first delivery."""
 
     def __init__(self) -> None:
         self._tokens: dict[str, TokenCache] = {}
 
-    def check(self, source: SourceSettings) -> object:
-        require_secrets(source)
-        return parse_options(MailgunOptions, source)
-
-    def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
+    def verify(self, headers: Headers, body: bytes, source: MailgunSource, now: float) -> None:
         signature = _signature(body)
         expected = [_digest(secret, signature.timestamp, signature.token) for secret in source.secret_values()]
-        if not any(hmac.compare_digest(want, got) for want in expected for got in signature.digests):
+        if not matches_any(expected, signature.digests):
             raise SignatureInvalid("no signature matches a configured signing key")
         check_age(signature.timestamp, now, source)
         # Only now, once the delivery is authentic and fresh, may its token enter the cache.
@@ -149,16 +143,13 @@ class Mailgun:
         event_type = _event_type(event, data)
         message_id = string_field(_headers(data), "message-id")
         return [
-            CanonicalEvent(
+            CanonicalEvent.of(
+                delivery,
                 event_id=event_id,
                 event_type=event_type,
-                provider=self.name,
-                source=delivery.source,
                 provider_event=event,
                 key=message_id or event_id,
                 occurred_at=_occurred_at(data.get("timestamp")),
-                received_at=delivery.received_at,
-                raw=delivery.body.decode("utf-8"),
                 message_id=message_id,
                 recipient=string_field(data, "recipient"),
                 attempt=_attempt(object_field(data, "delivery-status")),
@@ -168,37 +159,19 @@ class Mailgun:
             )
         ]
 
-    def sign(self, body: bytes, secret: str, now: float) -> dict[str, str]:
-        """Mailgun sends no signature header, so headers alone cannot make a body authentic: this
-        answers only for a body `sign_body` signed with `secret`, and raises NotImplementedError
-        (with what to do instead) for any other."""
-        try:
-            signature = _signature(body)
-        except SignatureInvalid:
-            raise NotImplementedError(SIGN_IN_BODY) from None
-        want = _digest(secret, signature.timestamp, signature.token)
-        if not hmac.compare_digest(want, signature.digests[0]):
-            raise NotImplementedError(SIGN_IN_BODY)
-        return {"Content-Type": "application/json"}
+    def _cache(self, source: MailgunSource) -> TokenCache:
+        cache = self._tokens.get(source.name)
+        if cache is None:
+            cache = self._tokens[source.name] = TokenCache(source.options.replay_cache_size)
+        return cache
 
-    def sign_body(self, body: bytes, secret: str, now: float) -> bytes:
-        """`body` with its `signature` object signed like Mailgun does: timestamp `now`, the body's
-        token (a fresh one if it has none), HMAC-SHA256 of `timestamp + token`, hex."""
-        payload = parse_json_object(body)
-        block = payload.get(SIGNATURE_FIELD)
-        token = block.get("token") if isinstance(block, dict) else None
-        token = token if isinstance(token, str) and token else secrets.token_hex(TOKEN_BYTES)
-        timestamp = str(int(now))
-        payload[SIGNATURE_FIELD] = {
-            "timestamp": timestamp,
-            "token": token,
-            "signature": _digest(secret, timestamp, token),
-        }
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+class MailgunSender:
+    """`bridge send-test`: an example delivery, signed in its body with the source's first key."""
 
     def example(self, event_type: str, now: datetime) -> bytes:
         """A fresh, UNSIGNED delivery of `event_type`: its `signature.signature` is empty until
-        `sign_body` fills it in. Raises ValueError for a type Mailgun has no event for."""
+        `sign` fills it in. Raises ValueError for a type Mailgun has no event for."""
         if event_type not in _EXAMPLES:
             raise ValueError(f"mailgun sends no {event_type!r}; it sends {', '.join(_EXAMPLES)}")
         event, extra = _EXAMPLES[event_type]
@@ -224,13 +197,24 @@ class Mailgun:
         body = {SIGNATURE_FIELD: signature, EVENT_DATA_FIELD: data}
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
-    def _cache(self, source: SourceSettings) -> TokenCache:
-        cache = self._tokens.get(source.name)
-        if cache is None:
-            options = source.parsed_options
-            size = options.replay_cache_size if isinstance(options, MailgunOptions) else REPLAY_CACHE_SIZE
-            cache = self._tokens[source.name] = TokenCache(size)
-        return cache
+    def sign(self, body: bytes, source: MailgunSource, now: float) -> tuple[bytes, dict[str, str]]:
+        # Mailgun sends no signature header: the signature is in the body, and the headers say only JSON.
+        return sign_body(body, source.secret_values()[0], now), {"Content-Type": "application/json"}
+
+
+def sign_body(body: bytes, secret: str, now: float) -> bytes:
+    """`body` with its `signature` object signed like Mailgun does: timestamp `now`, the body's
+    token (a fresh one if it has none), HMAC-SHA256 of `timestamp + token`, hex."""
+    try:
+        payload = parse_json_object(body)
+    except PayloadInvalid as error:
+        raise ValueError(f"mailgun signs inside a JSON object body: {error}") from None
+    block = payload.get(SIGNATURE_FIELD)
+    token = block.get("token") if isinstance(block, dict) else None
+    token = token if isinstance(token, str) and token else secrets.token_hex(TOKEN_BYTES)
+    timestamp = str(int(now))
+    payload[SIGNATURE_FIELD] = {"timestamp": timestamp, "token": token, "signature": _digest(secret, timestamp, token)}
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _signature(body: bytes) -> _Signature:
@@ -254,7 +238,8 @@ def _signature(body: bytes) -> _Signature:
 
 
 def _timestamp(value: object) -> str:
-    """Mailgun sends a string of digits; a JSON integer is accepted too and signed as its digits [U]."""
+    """Mailgun sends a string of digits; a JSON integer is accepted too and signed as its digits
+    (unconfirmed, see docs/providers.md)."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         value = str(value)
     if not isinstance(value, str) or not DIGITS.fullmatch(value):
@@ -264,10 +249,10 @@ def _timestamp(value: object) -> str:
 
 def _digest(secret: str, timestamp: str, token: str) -> str:
     # The HTTP webhook signing key as-is; timestamp and token concatenated with no separator.
-    return hmac.new(secret.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
+    return hmac_hex(secret, (timestamp + token).encode())
 
 
-# --- Payload mapping (events.md, Mailgun column) ------------------------------------------------
+# --- Payload mapping (docs/events.md, Mailgun column) -------------------------------------------
 
 MAPPED = {
     "accepted": "message.created",
@@ -290,12 +275,9 @@ def _event_type(event: str, data: dict[str, Any]) -> str:
 
 def _occurred_at(value: object) -> datetime:
     """`event-data.timestamp`: Unix seconds with a fraction."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise PayloadInvalid(f"{EVENT_DATA_FIELD}.timestamp: expected Unix seconds, got {value!r}")
-    try:
-        return datetime.fromtimestamp(value, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise PayloadInvalid(f"{EVENT_DATA_FIELD}.timestamp: out of range: {value!r}") from None
+    return unix_time(value, f"{EVENT_DATA_FIELD}.timestamp")  # NaN and infinities are out of its range
 
 
 def _headers(data: dict[str, Any]) -> dict[str, Any]:
@@ -320,7 +302,8 @@ def _smtp_code(value: object) -> int | None:
 
 
 def _enhanced_code(status: dict[str, Any]) -> str | None:
-    """RFC 3463 x.y.z: an `enhanced-code` field [U], a code in that form, or the response's prefix."""
+    """RFC 3463 x.y.z: an `enhanced-code` field (unconfirmed, see docs/providers.md), a code in that
+    form, or the response's prefix."""
     for candidate in (status.get("enhanced-code"), status.get("code"), status.get("message")):
         match = ENHANCED_CODE.match(candidate) if isinstance(candidate, str) else None
         if match:
@@ -416,3 +399,6 @@ _EXAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "message.unsubscribed": ("unsubscribed", {}),
     "message.spam_complaint": ("complained", {}),
 }
+
+
+SPEC = ProviderSpec(name=NAME, source=MailgunSource, build=lambda io: Mailgun(), sender=MailgunSender)

@@ -1,40 +1,38 @@
-"""Postmark: no signature; HTTP Basic auth and/or a secret header, one JSON record per delivery (spec §4.2)."""
+"""Postmark: no signature; HTTP Basic auth and/or a secret header, one JSON record per delivery
+(docs/providers.md#postmark-postmark)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote_to_bytes
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from starlette.datastructures import Headers
+from pydantic import Field, model_validator
 
 from bridge.errors import PayloadInvalid, SignatureInvalid
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers.base import (
+from bridge.headers import Headers
+from bridge.providers.auth import BasicCredential, basic_header, decode_basic, same, single_header
+from bridge.providers.base import ProviderSpec
+from bridge.providers.fields import (
     Details,
     derived_id,
     no_details,
     object_field,
     parse_json_object,
-    parse_options,
     parse_timestamp,
     smtp_fields,
     string_field,
     stringify_map,
 )
-from bridge.settings import SourceSettings
+from bridge.settings import ConfigModel, SourceSettings
 
+NAME = "postmark"
 AUTHORIZATION_HEADER = "authorization"
-BASIC_SCHEME = "basic"
 # RFC 9110 §5.1: a header name is a token.
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 SIGN_BASIC_PREFIX = "basic:"
@@ -46,59 +44,73 @@ SMTP_REPLY = re.compile(r"\s*(?:smtp;\s*)?([2-5][0-9]{2})(?:[ -]+([2-5]\.[0-9]{1
 Payload = dict[str, Any]
 
 
-class BasicCredential(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    username: str = Field(min_length=1)
-    # Usually "${ENV}"-substituted. Configure it decoded ("p@ss", not the URL's "p%40ss").
-    password: SecretStr
-
-
-class PostmarkOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    basic_auth: tuple[BasicCredential, ...] = ()
-    # The custom header (webhook `HttpHeaders`) whose value must be one of the source's secrets.
-    header: str | None = None
+class PostmarkOptions(ConfigModel):
+    basic_auth: list[BasicCredential] = Field(
+        [], description="Credentials embedded in the webhook URL; several while rotating, any one is accepted."
+    )
+    header: str | None = Field(
+        None, description="A custom header set in the webhook's HttpHeaders; its accepted values are `secrets`."
+    )
 
 
-class Postmark:
-    """Authentication. Postmark signs nothing. A source configures one or both of:
+class PostmarkSource(SourceSettings):
+    """Postmark signs nothing. A source configures one or both of:
     - `options.basic_auth`: `[{username, password}, ...]`, the credentials embedded in the webhook
       URL (`https://user:pass@host/webhooks/<source>`), which arrive as `Authorization: Basic …`.
       Several entries for rotation; any one matching is accepted.
     - `options.header`: the name of a custom header set in the webhook's `HttpHeaders`; its accepted
       values are the source's `secrets` (several for rotation).
-    If both are configured, both must pass. Every comparison is of SHA-256 digests with
-    `hmac.compare_digest`, over every configured credential, username and password alike, so
-    neither the content nor the length of a secret shows in the timing.
+    If both are configured, both must pass.
+    """
+
+    provider: Literal["postmark"]
+    options: PostmarkOptions = Field(default_factory=PostmarkOptions)
+
+    @model_validator(mode="after")
+    def _check(self) -> PostmarkSource:
+        if "tolerance_seconds" in self.model_fields_set:
+            raise ValueError("tolerance_seconds: Postmark sends no timestamp to check; remove the key")
+        if not self.options.basic_auth and self.options.header is None:
+            raise ValueError("options: Postmark does not sign; configure basic_auth, header, or both")
+        self._check_header()
+        return self
+
+    def _check_header(self) -> None:
+        header = self.options.header
+        if header is None:
+            if self.secrets:
+                raise ValueError("secrets: only used as the accepted values of options.header, which is not set")
+            return
+        if not HEADER_NAME.fullmatch(header):
+            raise ValueError(f"options.header: {header!r} is not an HTTP header name")
+        if self.options.basic_auth and header.lower() == AUTHORIZATION_HEADER:
+            raise ValueError("options.header: Authorization already carries basic_auth; name another header")
+        if not self.secrets:
+            raise ValueError("secrets: options.header needs at least one secret (the values it accepts)")
+        for index, secret in enumerate(self.secret_values()):
+            # HTTP strips a value's surrounding whitespace, so such a secret could never match.
+            if secret != secret.strip(" \t") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in secret):
+                raise ValueError(
+                    f"secrets.{index}: a header value cannot start or end with whitespace or hold controls"
+                )
+
+    def private_headers(self) -> frozenset[str]:
+        """The secret header carries a credential, like Authorization: it stays out of dead letters."""
+        header = self.options.header
+        return super().private_headers() | ({header.lower()} if header else set())
+
+
+class Postmark:
+    """Every comparison is of SHA-256 digests (`auth.same`), over every configured credential,
+    username and password alike, so neither the content nor the length of a secret shows in the timing.
 
     Replay. There is no timestamp and no signature over the body: a captured request can be replayed
     and a body altered in transit would not be noticed. The protection is TLS (the webhook URL must be
     https) and the secrecy of the credentials; consumers deduplicate on `event_id`.
-
-    `sign(body, secret, now)` (`bridge send-test`): `secret` is one or more credentials, one per line:
-    `<username>:<password>` (or `basic:<username>:<password>`) gives `Authorization: Basic …`;
-    `header:<Header-Name>:<value>` gives that header. `send_test_secret(source)` builds it from a
-    source's configuration.
     """
 
-    name = "postmark"
-
-    def check(self, source: SourceSettings) -> object:
-        options = parse_options(PostmarkOptions, source)
-        if "tolerance_seconds" in source.model_fields_set:
-            raise ValueError("tolerance_seconds: Postmark sends no timestamp to check; remove the key")
-        if not options.basic_auth and options.header is None:
-            raise ValueError("options: Postmark does not sign; configure basic_auth, header, or both")
-        for index, credential in enumerate(options.basic_auth):
-            _check_credential(credential, f"options.basic_auth.{index}")
-        _check_header_option(options, source)
-        return options
-
-    def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
-        options = source.parsed_options
-        assert isinstance(options, PostmarkOptions), "check() runs when the source is loaded"
+    def verify(self, headers: Headers, body: bytes, source: PostmarkSource, now: float) -> None:
+        options = source.options
         if options.basic_auth and not _basic_auth_matches(headers, options.basic_auth):
             raise SignatureInvalid("basic auth: credentials do not match a configured username and password")
         if options.header is not None:
@@ -116,16 +128,13 @@ class Postmark:
         event_id = _event_id(record_type, payload, (message_id, recipient, stated), delivery.body)
         tag = string_field(payload, "Tag")
         return [
-            CanonicalEvent(
+            CanonicalEvent.of(
+                delivery,
                 event_id=event_id,
                 event_type=event_type,
-                provider=self.name,
-                source=delivery.source,
                 provider_event=provider_event,
                 key=_key(event_type, message_id, recipient) or event_id,
                 occurred_at=stated or delivery.received_at,
-                received_at=delivery.received_at,
-                raw=delivery.body.decode("utf-8"),
                 message_id=message_id,
                 recipient=recipient,
                 tags=(tag,) if tag else (),
@@ -134,84 +143,53 @@ class Postmark:
             )
         ]
 
-    def sign(self, body: bytes, secret: str, now: float) -> dict[str, str]:
-        lines = secret.splitlines()
-        if not lines:
-            raise NotImplementedError(f"cannot sign without a credential; {SIGN_FORMS}")
-        headers = {"Content-Type": "application/json"}
-        for line in lines:
-            name, value = _credential_header(line)
-            headers[name] = value
-        return headers
+
+class PostmarkSender:
+    """`bridge send-test`: an example record with the source's credentials, as Postmark would send it:
+    its first basic_auth entry, and its secret header with the first secret."""
 
     def example(self, event_type: str, now: datetime) -> bytes:
         build = _EXAMPLES.get(event_type)
         if build is None:
-            raise NotImplementedError(f"Postmark sends no {event_type}; examples: {', '.join(sorted(_EXAMPLES))}")
+            raise ValueError(f"Postmark sends no {event_type}; examples: {', '.join(sorted(_EXAMPLES))}")
         payload = {**build(_postmark_time(now)), "MessageStream": "outbound", "ServerID": 23}
         return _json(payload)
 
-    def private_headers(self, source: SourceSettings) -> frozenset[str]:
-        header = source.parsed_options.header
-        return frozenset({header.lower()}) if header else frozenset()
-
-    def send_test_secret(self, source: SourceSettings) -> str:
-        """The `sign()` credential for `source`: its first basic_auth entry and its first secret."""
-        options = source.parsed_options
-        assert isinstance(options, PostmarkOptions), "check() runs when the source is loaded"
-        lines = [f"{SIGN_BASIC_PREFIX}{c.username}:{c.password.get_secret_value()}" for c in options.basic_auth[:1]]
-        if options.header is not None:
-            lines.append(f"{SIGN_HEADER_PREFIX}{options.header}:{source.secret_values()[0]}")
-        return "\n".join(lines)
+    def sign(self, body: bytes, source: PostmarkSource, now: float) -> tuple[bytes, dict[str, str]]:
+        headers = {"Content-Type": "application/json"}
+        for credential in source.options.basic_auth[:1]:
+            headers["Authorization"] = basic_header(credential.username, credential.password.get_secret_value())
+        if source.options.header is not None:
+            headers[source.options.header] = source.secret_values()[0]
+        return body, headers
 
 
-# --- configuration -------------------------------------------------------------------------------
-
-
-def _check_credential(credential: BasicCredential, key: str) -> None:
-    if ":" in credential.username:
-        raise ValueError(f"{key}.username: a Basic auth user-id cannot contain ':' (RFC 7617)")
-    if not credential.password.get_secret_value():
-        raise ValueError(f"{key}.password: empty (is its environment variable set?)")
-
-
-def _check_header_option(options: PostmarkOptions, source: SourceSettings) -> None:
-    if options.header is None:
-        if source.secrets:
-            raise ValueError("secrets: only used as the accepted values of options.header, which is not set")
-        return
-    if not HEADER_NAME.fullmatch(options.header):
-        raise ValueError(f"options.header: {options.header!r} is not an HTTP header name")
-    if options.basic_auth and options.header.lower() == AUTHORIZATION_HEADER:
-        raise ValueError("options.header: Authorization already carries basic_auth; name another header")
-    if not source.secrets:
-        raise ValueError("secrets: options.header needs at least one secret (the values it accepts)")
-    for index, secret in enumerate(source.secret_values()):
-        # HTTP strips a value's surrounding whitespace, so such a secret could never match.
-        if secret != secret.strip(" \t") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in secret):
-            raise ValueError(f"secrets.{index}: a header value cannot start or end with whitespace or hold controls")
+def credential_headers(credentials: str) -> dict[str, str]:
+    """The headers for arbitrary credentials, one per line (tests send wrong and rotated ones):
+    `<username>:<password>` (or `basic:<username>:<password>`) gives `Authorization: Basic …`;
+    `header:<Header-Name>:<value>` gives that header."""
+    lines = credentials.splitlines()
+    if not lines:
+        raise ValueError(f"cannot sign without a credential; {SIGN_FORMS}")
+    headers = {"Content-Type": "application/json"}
+    for line in lines:
+        name, value = _credential_header(line)
+        headers[name] = value
+    return headers
 
 
 # --- verification --------------------------------------------------------------------------------
 
 
-def _digest(value: bytes) -> bytes:
-    # Compare fixed-length digests: compare_digest is constant-time in content, not in length.
-    return hashlib.sha256(value).digest()
-
-
-def _same(got: bytes, want: bytes) -> bool:
-    return hmac.compare_digest(_digest(got), _digest(want))
-
-
 def _same_either_form(got: bytes, want: bytes) -> bool:
     """As sent, or percent-decoded: whether Postmark decodes a URL's `user:p%40ss` before encoding
-    it into the header is unconfirmed, so both forms of the configured (decoded) value match."""
-    return _same(got, want) | _same(unquote_to_bytes(got), want)
+    it into the header is unconfirmed (see docs/providers.md), so both forms of the configured
+    (decoded) value match."""
+    return same(got, want) | same(unquote_to_bytes(got), want)
 
 
-def _basic_auth_matches(headers: Headers, credentials: Iterable[BasicCredential]) -> bool:
-    user, password = _basic_credentials(headers)
+def _basic_auth_matches(headers: Headers, credentials: list[BasicCredential]) -> bool:
+    user, password = decode_basic(single_header(headers, AUTHORIZATION_HEADER))
     matched = False
     for credential in credentials:  # no early exit: every credential costs the same
         same_user = _same_either_form(user, credential.username.encode())
@@ -220,37 +198,18 @@ def _basic_auth_matches(headers: Headers, credentials: Iterable[BasicCredential]
     return matched
 
 
-def _basic_credentials(headers: Headers) -> tuple[bytes, bytes]:
-    values = headers.getlist(AUTHORIZATION_HEADER)
-    if len(values) != 1:
-        raise SignatureInvalid(f"basic auth: expected one Authorization header, got {len(values)}")
-    scheme, _, token = values[0].strip().partition(" ")
-    if scheme.lower() != BASIC_SCHEME:
-        raise SignatureInvalid("basic auth: the Authorization scheme is not Basic")
-    try:
-        decoded = base64.b64decode(token.strip(), validate=True)
-    except (binascii.Error, ValueError):  # ValueError: non-ASCII text
-        raise SignatureInvalid("basic auth: the credentials are not base64") from None
-    user, colon, password = decoded.partition(b":")
-    if not colon:
-        raise SignatureInvalid("basic auth: the credentials have no ':'")
-    return user, password
-
-
 def _verify_header(headers: Headers, name: str, secrets: list[str]) -> None:
-    # The header's name is configuration an attacker need not learn: it stays out of the messages.
+    # The header's name is configuration an attacker need not learn: it stays out of the messages
+    # (so not single_header, which names it).
     values = headers.getlist(name)
     if len(values) != 1:
         raise SignatureInvalid(f"secret header: expected one, got {len(values)}")
-    got = values[0].strip(" \t").encode("latin-1")  # the bytes as sent; Starlette decoded them as latin-1
+    got = values[0].strip(" \t").encode("latin-1")  # the bytes as sent; Headers decodes them as latin-1
     matched = False
-    for secret in secrets:
-        matched |= _same(got, secret.encode())
+    for secret in secrets:  # no early exit, as for basic auth
+        matched |= same(got, secret.encode())
     if not matched:
         raise SignatureInvalid("secret header: the value does not match a configured secret")
-
-
-# --- sign ----------------------------------------------------------------------------------------
 
 
 def _credential_header(line: str) -> tuple[str, str]:
@@ -259,10 +218,10 @@ def _credential_header(line: str) -> tuple[str, str]:
         if not colon or not HEADER_NAME.fullmatch(name):
             raise ValueError("a header credential is 'header:<Header-Name>:<value>'")
         return name, value
-    userinfo = line.removeprefix(SIGN_BASIC_PREFIX)
-    if ":" not in userinfo:
-        raise NotImplementedError(f"cannot sign with a bare value: a secret header's name is not in it; {SIGN_FORMS}")
-    return "Authorization", "Basic " + base64.b64encode(userinfo.encode()).decode("ascii")
+    username, colon, password = line.removeprefix(SIGN_BASIC_PREFIX).partition(":")
+    if not colon:
+        raise ValueError(f"cannot sign with a bare value: a secret header's name is not in it; {SIGN_FORMS}")
+    return "Authorization", basic_header(username, password)
 
 
 # --- payload mapping -----------------------------------------------------------------------------
@@ -446,7 +405,7 @@ DETAILS: dict[str, Callable[[Payload], Details]] = {
 }
 
 
-# --- example() -----------------------------------------------------------------------------------
+# --- examples ------------------------------------------------------------------------------------
 
 
 def _postmark_time(now: datetime) -> str:
@@ -531,5 +490,8 @@ _EXAMPLES: dict[str, Callable[[str], Payload]] = {
     "suppression.removed": _change(False, "HardBounce"),
 }
 
-# The canonical types `example()` can build: what Postmark sends that has a canonical name.
+# The canonical types `PostmarkSender.example` can build: what Postmark sends that has a canonical name.
 EXAMPLE_TYPES = tuple(_EXAMPLES)
+
+
+SPEC = ProviderSpec(name=NAME, source=PostmarkSource, build=lambda io: Postmark(), sender=PostmarkSender)

@@ -1,40 +1,40 @@
-"""SendAPI (sendapi.co): `sha256=<hex>` HMAC-SHA256 of the raw body; email, SMS and WhatsApp events (spec §3)."""
+"""SendAPI (sendapi.co): `sha256=<hex>` HMAC-SHA256 of the raw body; email, SMS and WhatsApp events
+(docs/providers.md#sendapi-sendapi)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from starlette.datastructures import Headers
+from pydantic import Field, model_validator
 
 from bridge.errors import PayloadInvalid, SignatureInvalid
 from bridge.events import CHANNELS, UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers.base import (
+from bridge.headers import Headers
+from bridge.providers.auth import HEX_DIGEST, hmac_hex, matches_any, single_header
+from bridge.providers.base import ProviderSpec
+from bridge.providers.fields import (
     Details,
-    NoOptions,
     derived_id,
     no_details,
     parse_json_object,
-    parse_options,
     parse_timestamp,
-    require_secrets,
     smtp_fields,
     stringify_map,
     text_field,
 )
-from bridge.settings import SourceSettings
+from bridge.settings import NoOptions, SecretSource
 
+NAME = "sendapi"
 SIGNATURE_HEADER = "x-sendapi-signature"
 SIGNATURE_PREFIX = "sha256="
-HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 SECRET_PREFIX = "whsec_"
-# [U] a hex-decoded key is only tried for a hex secret of at least 128 bits, never for short ones.
+# A hex-decoded key is only tried for a hex secret of at least 128 bits, never for short ones
+# (unconfirmed, see docs/providers.md).
 HEX_SECRET = re.compile(r"(?:[0-9a-fA-F]{2}){16,}")
 TOLERANCE_KEY = "tolerance_seconds"
 BOUNCE_EVENT = "email.bounced"
@@ -46,20 +46,25 @@ DEFAULT_CHANNEL = "email"
 Data = dict[str, Any]
 
 
-class SendAPI:
-    name = "sendapi"
+class SendAPISource(SecretSource):
+    """`secrets`: one or more `whsec_…` signing secrets (old and new during rotation)."""
 
-    def check(self, source: SourceSettings) -> object:
-        require_secrets(source)
-        if TOLERANCE_KEY in source.model_fields_set:
+    provider: Literal["sendapi"]
+    options: NoOptions = Field(default_factory=NoOptions)
+
+    @model_validator(mode="after")
+    def _check(self) -> SendAPISource:
+        if TOLERANCE_KEY in self.model_fields_set:
             # Refused rather than ignored: an operator who sets it expects a replay window we cannot give.
             raise ValueError(f"{TOLERANCE_KEY}: SendAPI signs no timestamp, so there is no window to apply it to")
-        return parse_options(NoOptions, source)
+        return self
 
-    def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
+
+class SendAPI:
+    def verify(self, headers: Headers, body: bytes, source: SendAPISource, now: float) -> None:
         signature = _signature(headers)
-        keys = [key for secret in source.secret_values() for key in _keys(secret)]
-        if not any(hmac.compare_digest(_digest(key, body), signature) for key in keys):
+        expected = [hmac_hex(key, body) for secret in source.secret_values() for key in _keys(secret)]
+        if not matches_any(expected, [signature]):
             raise SignatureInvalid("X-SendAPI-Signature matches no configured secret")
 
     def normalise(self, delivery: Delivery) -> list[CanonicalEvent]:
@@ -69,16 +74,13 @@ class SendAPI:
         message_id = _message_id(event, data)
         event_id = _event_id(event, payload, data, delivery.body)
         return [
-            CanonicalEvent(
+            CanonicalEvent.of(
+                delivery,
                 event_id=event_id,
                 event_type=event_type,
-                provider=self.name,
-                source=delivery.source,
                 provider_event=event,
                 key=message_id or text_field(data, "verification_id") or text_field(data, "session_id") or event_id,
                 occurred_at=_occurred_at(payload, data),
-                received_at=delivery.received_at,
-                raw=delivery.body.decode("utf-8"),
                 channel=_channel(event, data),
                 message_id=message_id,
                 recipient=text_field(data, "to"),
@@ -87,15 +89,20 @@ class SendAPI:
             )
         ]
 
-    def sign(self, body: bytes, secret: str, now: float) -> dict[str, str]:
-        # Nothing but the body is signed: `now` has no place in SendAPI's scheme.
-        return {
-            "X-SendAPI-Signature": SIGNATURE_PREFIX + _digest(secret.encode(), body),
-            "Content-Type": "application/json",
-        }
+
+def signature_headers(body: bytes, secret: str) -> dict[str, str]:
+    """The headers SendAPI sends with `body`, signed with `secret`: nothing but the body is signed, so no time."""
+    return {"X-SendAPI-Signature": SIGNATURE_PREFIX + hmac_hex(secret, body), "Content-Type": "application/json"}
+
+
+class SendAPISender:
+    """`bridge send-test`: an example of a SendAPI event or canonical type, signed with the source's first secret."""
 
     def example(self, event_type: str, now: datetime) -> bytes:
-        """`event_type` is a SendAPI event name (`sms.sent`) or a canonical type (`message.hard_bounced`)."""
+        """`event_type` is a SendAPI event name (`sms.sent`) or a canonical type (`message.hard_bounced`).
+
+        Any other name is sent as a SendAPI event of that name, which the bridge publishes as unmapped.
+        """
         event, overrides = EXAMPLE_FOR.get(event_type, (event_type, {}))
         stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
         fields = {**_EXAMPLE_FIELDS.get(event, {}), **overrides}
@@ -103,15 +110,15 @@ class SendAPI:
         envelope = {"event": event, "timestamp": stamp, "data": data}
         return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
 
+    def sign(self, body: bytes, source: SendAPISource, now: float) -> tuple[bytes, dict[str, str]]:
+        return body, signature_headers(body, source.secret_values()[0])
+
 
 # --- Verification ----------------------------------------------------------------------------------
 
 
 def _signature(headers: Headers) -> str:
-    values = headers.getlist(SIGNATURE_HEADER)
-    if len(values) != 1:
-        raise SignatureInvalid(f"expected one {SIGNATURE_HEADER} header, got {len(values)}")
-    value = values[0].strip()
+    value = single_header(headers, SIGNATURE_HEADER).strip()
     digest = value.removeprefix(SIGNATURE_PREFIX)
     if digest == value or not HEX_DIGEST.fullmatch(digest):
         raise SignatureInvalid("X-SendAPI-Signature is not sha256=<64 hex digits>")
@@ -120,7 +127,8 @@ def _signature(headers: Headers) -> str:
 
 def _keys(secret: str) -> list[bytes]:
     """The documented key, the whole `whsec_…` string as UTF-8; and, since the docs do not say
-    [U], the hex-decoded part after `whsec_` where that is hex (the documented secret's shape)."""
+    (unconfirmed, see docs/providers.md), the hex-decoded part after `whsec_` where that is hex
+    (the documented secret's shape)."""
     keys = [secret.encode()]
     suffix = secret.removeprefix(SECRET_PREFIX)
     if suffix != secret and HEX_SECRET.fullmatch(suffix):
@@ -128,11 +136,7 @@ def _keys(secret: str) -> list[bytes]:
     return keys
 
 
-def _digest(key: bytes, body: bytes) -> str:
-    return hmac.new(key, body, hashlib.sha256).hexdigest()
-
-
-# --- Payload mapping (events.md, SendAPI column) ----------------------------------------------------
+# --- Payload mapping (docs/events.md, SendAPI column) ------------------------------------------------
 
 MAPPED = {
     "email.sent": "message.sent",
@@ -194,7 +198,8 @@ def _message_id(event: str, data: Data) -> str | None:
 
 
 def _event_id(event: str, payload: Data, data: Data, body: bytes) -> str:
-    """No event id is documented [U]: derived from what the event is about, so retries share it."""
+    """No event id is documented (unconfirmed, see docs/providers.md): derived from what the event is
+    about, so retries share it."""
     subject = next((value for name in SUBJECT_FIELDS if (value := text_field(data, name))), None)
     if subject is None:
         return derived_id(body)
@@ -284,7 +289,7 @@ DETAILS: dict[str, Callable[[Data], Details]] = {
 }
 
 
-# --- Examples for `bridge send-test`: the documented fields of each event (spec §3) -----------------
+# --- Examples for `bridge send-test`: the documented fields of each event (docs/providers.md#sendapi-sendapi) ---
 
 NOW = object()  # replaced by the example's time
 PHONE = "+15555550123"
@@ -337,3 +342,6 @@ def _example_subject(event: str) -> Data:
         "session": {"session_id": f"sess_{fresh}"},
     }
     return subjects.get(prefix, {"id": fresh})
+
+
+SPEC = ProviderSpec(name=NAME, source=SendAPISource, build=lambda io: SendAPI(), sender=SendAPISender)

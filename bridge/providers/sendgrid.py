@@ -1,4 +1,4 @@
-"""SendGrid Event Webhook: ECDSA P-256 over `timestamp + body`, a JSON array of events (spec §4.3)."""
+"""SendGrid Event Webhook: ECDSA P-256 over `timestamp + body`, a JSON array of events (docs/providers.md, SendGrid)."""
 
 from __future__ import annotations
 
@@ -7,45 +7,41 @@ import json
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import BaseModel, ConfigDict, Field
-from starlette.datastructures import Headers
+from pydantic import Field, PrivateAttr, model_validator
 
 from bridge.errors import PayloadInvalid, SignatureInvalid
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers.base import (
+from bridge.headers import Headers
+from bridge.providers.auth import DIGITS, check_age, single_header
+from bridge.providers.base import ProviderSpec
+from bridge.providers.fields import (
     Details,
-    check_age,
     derived_id,
     flag_field,
     no_details,
     parse_json,
-    parse_options,
-    single_header,
     smtp_fields,
     string_field,
     stringify_map,
     text_field,
+    unix_time_or_ms,
 )
-from bridge.settings import SourceSettings
+from bridge.settings import ConfigModel, SourceSettings
 
+NAME = "sendgrid"
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
 TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp"
-DIGITS = re.compile(r"[0-9]{1,16}")
 PEM_ARMOUR = re.compile(r"-----(?:BEGIN|END) ([A-Z0-9 ]+)-----")
 PUBLIC_KEY_LABELS = frozenset({"PUBLIC KEY"})
 PRIVATE_KEY_LABELS = frozenset({"PRIVATE KEY", "EC PRIVATE KEY"})
 # An SMTP reply as SendGrid quotes it in `response`/`reason`: "550 5.1.1 No such user", "250 OK".
 SMTP_REPLY = re.compile(r"\s*([2-5][0-9]{2})(?:[ -]+([2-5]\.[0-9]{1,3}\.[0-9]{1,3}))?(?![0-9.])")
-# A `timestamp` this large is milliseconds (1973 in ms, year 5138 in s): the docs' Single Send
-# example carries one (1591726752372); every other example is seconds.
-MILLISECONDS_FROM = 10**11
 MAX_INT = 2**31 - 1  # Avro int
 ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 NO_SIGNING_KEY = (
@@ -56,69 +52,74 @@ NO_SIGNING_KEY = (
 Event = dict[str, Any]
 
 
-class SendGridOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SendGridOptions(ConfigModel):
     # The Signed Event Webhook's verification keys (base64 DER SubjectPublicKeyInfo, as the
     # console and `GET /v3/user/webhooks/event/settings/signed` show them; PEM also accepted).
     # Several during a rotation: a delivery verified by any of them is accepted.
-    public_keys: list[str] = Field(min_length=1)
+    public_keys: list[str] = Field(
+        min_length=1, description="The Signed Event Webhook's public keys (base64 DER or PEM), several during rotation."
+    )
 
 
-@dataclass(frozen=True)
-class SendGridKeys:
-    """What `check` makes of the options once, at start-up: the loaded verification keys."""
+class SendGridSource(SourceSettings):
+    """`options.public_keys` verify. `secrets` do not (SendGrid signs with a private key it keeps): a
+    source may carry one for `bridge send-test` only, a P-256 private key, base64 DER PKCS#8 (or PEM),
+    whose public half is in `options.public_keys`."""
 
-    public_keys: tuple[ec.EllipticCurvePublicKey, ...]
+    provider: Literal["sendgrid"]
+    options: SendGridOptions
+    # Loaded once here, so no request pays for parsing a key.
+    _verification_keys: tuple[ec.EllipticCurvePublicKey, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _load_keys(self) -> SendGridSource:
+        self._verification_keys = tuple(
+            _public_key(text, f"options.public_keys.{index}") for index, text in enumerate(self.options.public_keys)
+        )
+        for index, secret in enumerate(self.secret_values()):
+            _private_key(secret, f"secrets.{index}")
+        return self
+
+    @property
+    def verification_keys(self) -> tuple[ec.EllipticCurvePublicKey, ...]:
+        """`options.public_keys`, loaded."""
+        return self._verification_keys
 
 
 class SendGrid:
-    """`secrets` are not used to verify (SendGrid signs with a private key it keeps). A source may
-    carry one for `bridge send-test` only: a P-256 private key, base64 DER PKCS#8 (or PEM), whose
-    public half is in `options.public_keys`."""
-
-    name = "sendgrid"
-
-    def check(self, source: SourceSettings) -> object:
-        options = parse_options(SendGridOptions, source)
-        keys = tuple(
-            _public_key(text, f"options.public_keys.{index}") for index, text in enumerate(options.public_keys)
-        )
-        for index, secret in enumerate(source.secret_values()):
-            _private_key(secret, f"secrets.{index}")
-        return SendGridKeys(keys)
-
-    def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
-        keys: SendGridKeys = source.parsed_options
+    def verify(self, headers: Headers, body: bytes, source: SendGridSource, now: float) -> None:
         signature = _signature(single_header(headers, SIGNATURE_HEADER))
         timestamp = single_header(headers, TIMESTAMP_HEADER)
         if not DIGITS.fullmatch(timestamp):
             raise SignatureInvalid("the signed timestamp is not a number of seconds")
         signed = timestamp.encode() + body  # no separator; the body's trailing CRLF is signed too
-        if not any(_signed_by(key, signature, signed) for key in keys.public_keys):
+        if not any(_signed_by(key, signature, signed) for key in source.verification_keys):
             raise SignatureInvalid("the signature matches no configured public key")
         check_age(timestamp, now, source)
 
     def normalise(self, delivery: Delivery) -> list[CanonicalEvent]:
-        return [self._event(event, delivery) for event in _parse_batch(delivery.body)]
+        return [_canonical_event(event, delivery) for event in _parse_batch(delivery.body)]
 
-    def sign(self, body: bytes, secret: str, now: float) -> dict[str, str]:
-        if not secret:
-            raise ValueError(NO_SIGNING_KEY)
-        timestamp = str(int(now))
-        signature = _private_key(secret, "secret").sign(timestamp.encode() + body, ECDSA_SHA256)
-        return {
-            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
-            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
-            "Content-Type": "application/json",
-        }
+
+def signature_headers(body: bytes, private_key: str, now: float) -> dict[str, str]:
+    """The headers SendGrid sends with `body`, signed at `now` with `private_key` (base64 DER PKCS#8 or PEM)."""
+    timestamp = str(int(now))
+    signature = _private_key(private_key, "secret").sign(timestamp.encode() + body, ECDSA_SHA256)
+    return {
+        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+        "Content-Type": "application/json",
+    }
+
+
+class SendGridSender:
+    """`bridge send-test`: examples of the canonical types SendGrid sends, signed with the source's first
+    secret, a test private key (SendGrid keeps its own)."""
 
     def example(self, event_type: str, now: datetime) -> bytes:
         fields = _EXAMPLES.get(event_type)
         if fields is None:
-            raise NotImplementedError(
-                f"SendGrid sends no event that maps to {event_type}; it can send {', '.join(_EXAMPLES)}"
-            )
+            raise ValueError(f"SendGrid sends no event that maps to {event_type}; it can send {', '.join(_EXAMPLES)}")
         message = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
         event = {
             "email": "user@example.com",
@@ -133,31 +134,10 @@ class SendGrid:
         # SendGrid's bodies end in CRLF (the SDK's test vector); so do ours.
         return json.dumps([event], ensure_ascii=False, separators=(",", ":")).encode() + b"\r\n"
 
-    def _event(self, event: Event, delivery: Delivery) -> CanonicalEvent:
-        name = event["event"]
-        event_type = _event_type(event)
-        raw = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-        message_id = _message_id(event)
-        recipient = string_field(event, "email")
-        # surrogatepass: a JSON "\ud800" escape must not crash here; the Avro encoder dead-letters it.
-        event_id = string_field(event, "sg_event_id") or derived_id(raw.encode("utf-8", "surrogatepass"))
-        return CanonicalEvent(
-            event_id=event_id,
-            event_type=event_type,
-            provider=self.name,
-            source=delivery.source,
-            provider_event=name,
-            key=message_id or recipient or event_id,
-            occurred_at=_occurred_at(event.get("timestamp")),
-            received_at=delivery.received_at,
-            raw=raw,
-            message_id=message_id,
-            recipient=recipient,
-            attempt=_count(event.get("attempt")),
-            tags=_tags(event.get("category")),
-            metadata=_metadata(event),
-            details=DETAILS.get(event_type, no_details)(event),
-        )
+    def sign(self, body: bytes, source: SendGridSource, now: float) -> tuple[bytes, dict[str, str]]:
+        if not source.secrets:
+            raise ValueError(NO_SIGNING_KEY)
+        return body, signature_headers(body, source.secret_values()[0], now)
 
 
 # --- verification ---------------------------------------------------------------------------------
@@ -215,6 +195,31 @@ def _private_key(text: str, where: str) -> ec.EllipticCurvePrivateKey:
 # --- payload --------------------------------------------------------------------------------------
 
 
+def _canonical_event(event: Event, delivery: Delivery) -> CanonicalEvent:
+    name = event["event"]
+    event_type = _event_type(event)
+    raw = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    message_id = _message_id(event)
+    recipient = string_field(event, "email")
+    # surrogatepass: a JSON "\ud800" escape must not crash here; the Avro encoder dead-letters it.
+    event_id = string_field(event, "sg_event_id") or derived_id(raw.encode("utf-8", "surrogatepass"))
+    return CanonicalEvent.of(
+        delivery,
+        event_id=event_id,
+        event_type=event_type,
+        provider_event=name,
+        key=message_id or recipient or event_id,
+        occurred_at=_occurred_at(event.get("timestamp")),
+        raw=raw,
+        message_id=message_id,
+        recipient=recipient,
+        attempt=_count(event.get("attempt")),
+        tags=_tags(event.get("category")),
+        metadata=_metadata(event),
+        details=DETAILS.get(event_type, no_details)(event),
+    )
+
+
 def _parse_batch(body: bytes) -> list[Event]:
     """The body as a JSON array of events, each an object with an `event` name and a `timestamp`.
 
@@ -244,10 +249,8 @@ def _occurred_at(value: object, field: str = "timestamp") -> datetime:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise PayloadInvalid(f"{field}: expected unix time in seconds, got {value!r}")
-    try:
-        return datetime.fromtimestamp(value / 1000 if value >= MILLISECONDS_FROM else value, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise PayloadInvalid(f"{field}: unix time out of range: {value!r}") from None
+    # An integer beyond a float's range is passed undivided (dividing it would raise): unix_time refuses it.
+    return unix_time_or_ms(value, field)
 
 
 def _message_id(event: Event) -> str | None:
@@ -306,7 +309,7 @@ def _metadata(event: Event) -> dict[str, str]:
     return stringify_map(merged)
 
 
-# --- mapping (events.md, SendGrid column) ----------------------------------------------------------
+# --- mapping (docs/events.md, SendGrid column) ------------------------------------------------------
 
 EVENT_TYPES = {
     "processed": "message.created",
@@ -437,3 +440,6 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
     "message.unsubscribed": {"event": "unsubscribe"},
     UNMAPPED: {"event": "group_resubscribe", "asm_group_id": 10, "useragent": _UA, "ip": "198.51.100.7"},
 }
+
+
+SPEC = ProviderSpec(name=NAME, source=SendGridSource, build=lambda io: SendGrid(), sender=SendGridSender)

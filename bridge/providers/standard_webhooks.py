@@ -1,4 +1,5 @@
-"""Standard Webhooks / Svix (Resend, Clerk, ...): `v1,<base64>` HMAC-SHA256 over `id.timestamp.body` (spec §4.1)."""
+"""Standard Webhooks / Svix (Resend, Clerk, ...): `v1,<base64>` HMAC-SHA256 over `id.timestamp.body`
+(docs/providers.md#standard-webhooks-svix-resend-clerk-standard-webhooks)."""
 
 from __future__ import annotations
 
@@ -6,32 +7,33 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parseaddr
-from typing import Any
+from typing import Any, Literal
 
-from starlette.datastructures import Headers
+from pydantic import Field, model_validator
 
 from bridge.errors import PayloadInvalid, SignatureInvalid, StaleTimestamp
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers.base import (
+from bridge.headers import Headers
+from bridge.providers.auth import DIGITS, matches_any, single_header
+from bridge.providers.base import ProviderSpec
+from bridge.providers.fields import (
     Details,
-    NoOptions,
     derived_id,
     no_details,
     object_field,
     parse_json_object,
-    parse_options,
     parse_timestamp,
-    require_secrets,
-    single_header,
     string_field,
     stringify_map,
+    unix_time_or_ms,
 )
-from bridge.settings import SourceSettings
+from bridge.settings import NoOptions, SecretSource
+
+NAME = "standard-webhooks"
 
 # Each header is read from its Svix name first, then its Standard Webhooks name: what the svix
 # library does, header by header. Resend and Clerk send the svix- set; white-labelled Svix and
@@ -40,26 +42,27 @@ ID_HEADERS = ("svix-id", "webhook-id")
 TIMESTAMP_HEADERS = ("svix-timestamp", "webhook-timestamp")
 SIGNATURE_HEADERS = ("svix-signature", "webhook-signature")
 SECRET_PREFIX = "whsec_"
-SIGNATURE_VERSION = "v1"  # HMAC-SHA256; v1a (ed25519) and unknown versions are skipped
-DIGITS = re.compile(r"[0-9]{1,16}")
-# A number `timestamp` (Clerk sends unix milliseconds) above this is milliseconds, else seconds:
-# 1e11 s is the year 5138, 1e11 ms is March 1973.
-MILLISECONDS_ABOVE = 10**11
+SIGNATURE_VERSION = "v1"
 
 
-class StandardWebhooks:
-    name = "standard-webhooks"
+class StandardWebhooksSource(SecretSource):
+    """`secrets`: one or more `whsec_<base64>` signing secrets (old and new during rotation)."""
 
-    def check(self, source: SourceSettings) -> object:
-        require_secrets(source)
-        for index, secret in enumerate(source.secret_values()):
+    provider: Literal["standard-webhooks"]
+    options: NoOptions = Field(default_factory=NoOptions)
+
+    @model_validator(mode="after")
+    def _check(self) -> StandardWebhooksSource:
+        for index, secret in enumerate(self.secret_values()):
             try:
                 signing_key(secret)
             except ValueError as error:
                 raise ValueError(f"secrets.{index}: {error}") from None
-        return parse_options(NoOptions, source)
+        return self
 
-    def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
+
+class StandardWebhooks:
+    def verify(self, headers: Headers, body: bytes, source: StandardWebhooksSource, now: float) -> None:
         message_id = single_header(headers, *ID_HEADERS)
         if not message_id:
             raise SignatureInvalid("the id header is empty")
@@ -67,10 +70,10 @@ class StandardWebhooks:
         if not DIGITS.fullmatch(timestamp):
             raise SignatureInvalid("the timestamp header is not a number of seconds")
         signatures = _parse_signatures(single_header(headers, *SIGNATURE_HEADERS))
-        # The header's own bytes (Starlette decodes header values as latin-1) are what was signed.
+        # The header's own bytes (Headers decodes values as latin-1) are what was signed.
         signed = _signed_content(message_id.encode("latin-1"), timestamp, body)
         expected = [_digest(signing_key(secret), signed) for secret in source.secret_values()]
-        if not any(hmac.compare_digest(want, got) for want in expected for got in signatures):
+        if not matches_any(expected, signatures):
             raise SignatureInvalid("no v1 signature matches a configured secret")
         age = now - int(timestamp)  # the reference libraries compare to the fractional second
         if abs(age) > source.tolerance_seconds:
@@ -86,16 +89,13 @@ class StandardWebhooks:
         message_id = string_field(data, "email_id")
         event_id = _first(delivery.headers, ID_HEADERS) or derived_id(delivery.body)
         return [
-            CanonicalEvent(
+            CanonicalEvent.of(
+                delivery,
                 event_id=event_id,
                 event_type=event_type,
-                provider=self.name,
-                source=delivery.source,
                 provider_event=event,
                 key=message_id or _subject_id(event_type, data) or event_id,
                 occurred_at=_occurred_at(payload),
-                received_at=delivery.received_at,
-                raw=delivery.body.decode("utf-8"),
                 message_id=message_id,
                 recipient=next(iter(_addresses(data.get("to"))), None),
                 metadata=_tags(data.get("tags")),
@@ -103,17 +103,22 @@ class StandardWebhooks:
             )
         ]
 
-    def sign(self, body: bytes, secret: str, now: float) -> dict[str, str]:
-        """Svix-named headers, as Resend sends them; the id is derived from the body, as a retry keeps it."""
-        message_id = "msg_" + hashlib.sha256(body).hexdigest()[:27]
-        timestamp = str(int(now))
-        digest = _digest(signing_key(secret), _signed_content(message_id.encode(), timestamp, body))
-        return {
-            "svix-id": message_id,
-            "svix-timestamp": timestamp,
-            "svix-signature": f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode()}",
-            "Content-Type": "application/json",
-        }
+
+def signature_headers(body: bytes, secret: str, now: float) -> dict[str, str]:
+    """Svix-named headers, as Resend sends them; the id is derived from the body, as a retry keeps it."""
+    message_id = "msg_" + hashlib.sha256(body).hexdigest()[:27]
+    timestamp = str(int(now))
+    digest = _digest(signing_key(secret), _signed_content(message_id.encode(), timestamp, body))
+    return {
+        "svix-id": message_id,
+        "svix-timestamp": timestamp,
+        "svix-signature": f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode()}",
+        "Content-Type": "application/json",
+    }
+
+
+class StandardWebhooksSender:
+    """`bridge send-test`: Resend-shaped examples, signed with the source's first secret."""
 
     def example(self, event_type: str, now: datetime) -> bytes:
         """A Resend delivery for a canonical type (or one of Resend's own event names)."""
@@ -125,6 +130,9 @@ class StandardWebhooks:
         data = _example_data(resend_type, stamp) | extra
         envelope = {"type": resend_type, "created_at": stamp, "data": data}
         return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def sign(self, body: bytes, source: StandardWebhooksSource, now: float) -> tuple[bytes, dict[str, str]]:
+        return body, signature_headers(body, source.secret_values()[0], now)
 
 
 def signing_key(secret: str) -> bytes:
@@ -174,7 +182,7 @@ def _parse_signatures(header: str) -> list[bytes]:
 
 # --- Payload mapping -----------------------------------------------------------------------------
 
-# Resend's email.* events by meaning (events.md). email.sent means "accepted by Resend", not "handed
+# Resend's email.* events by meaning (docs/events.md). email.sent means "accepted by Resend", not "handed
 # to the recipient's server": message.created. email.bounced is refined by bounce.type in _canonical.
 MAPPED = {
     "email.sent": "message.created",
@@ -217,11 +225,7 @@ def _occurred_at(payload: dict[str, Any]) -> datetime:
         return parse_timestamp(payload["created_at"], "created_at")
     value = payload.get("timestamp")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = value / 1000 if value > MILLISECONDS_ABOVE else value
-        try:
-            return datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError, ValueError):
-            raise PayloadInvalid(f"timestamp: not a unix time: {value!r}") from None
+        return unix_time_or_ms(value, "timestamp")
     if value is None:
         raise PayloadInvalid("created_at / timestamp: missing")
     return parse_timestamp(value, "timestamp")
@@ -355,3 +359,8 @@ def _example_data(resend_type: str, stamp: str) -> dict[str, Any]:
         "subject": "Hello from bridge send-test",
         "tags": {"sent_by": "bridge send-test"},
     }
+
+
+SPEC = ProviderSpec(
+    name=NAME, source=StandardWebhooksSource, build=lambda io: StandardWebhooks(), sender=StandardWebhooksSender
+)

@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from bridge.providers.lettermint import Lettermint
-from tests.integration.conftest import Stack, read_topic, start_bridge
+from bridge.providers.lettermint import Lettermint, LettermintSender, signature_headers
+from tests.support.stack import Stack, read_topic, start_bridge
 
 pytestmark = pytest.mark.integration
 SECRET = "whsec_outage"
 LETTERMINT = Lettermint()
+SENDER = LettermintSender()
 PUBLISH_TIMEOUT = 2
 RETRY_AFTER = 7
 
@@ -46,7 +47,7 @@ def paused_broker(stack: Stack) -> Iterator[int]:
 
 
 def post(url: str, body: bytes) -> httpx.Response:
-    headers = LETTERMINT.sign(body, SECRET, time.time())
+    headers = signature_headers(body, SECRET, time.time())
     return httpx.post(f"{url}/webhooks/outage", content=body, headers=headers, timeout=35)
 
 
@@ -54,7 +55,7 @@ def test_a_stalled_broker_gets_503_and_the_retry_after_recovery_is_published(
     stack: Stack, served: tuple[str, str], paused_broker: int
 ) -> None:
     url, prefix = served
-    body = LETTERMINT.example("message.delivered", datetime.now(UTC))
+    body = SENDER.example("message.delivered", datetime.now(UTC))
     started = time.monotonic()
     refused = post(url, body)
     assert refused.status_code == 503, refused.text

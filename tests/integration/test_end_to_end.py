@@ -12,27 +12,29 @@ from typing import Any
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
-from starlette.datastructures import Headers
 
 from bridge.avro import to_record
 from bridge.events import EVENT_TYPES, UNMAPPED, Delivery
-from bridge.providers.lettermint import Lettermint
-from tests.integration.conftest import Bridge, dead_letters, decode, post, records_with, run_cli, sent_event_ids
+from bridge.headers import Headers
+from bridge.providers.lettermint import Lettermint, LettermintSender, LettermintSource, signature_headers
+from bridge.records import read_dead_letter
+from tests.support.stack import Bridge, dead_letters, decode, post, records_with, run_cli, sent_event_ids
 
 pytestmark = pytest.mark.integration
 LETTERMINT = Lettermint()
+SENDER = LettermintSender()
 PUBLISHED_TYPES = [event_type for event_type in EVENT_TYPES if event_type != UNMAPPED]
 
 
 def signed(bridge: Bridge, body: bytes, secret: str | None = None, now: float | None = None) -> dict[str, str]:
-    return LETTERMINT.sign(body, secret or bridge.secrets[0], time.time() if now is None else now)
+    return signature_headers(body, secret or bridge.secrets[0], time.time() if now is None else now)
 
 
 @pytest.mark.parametrize("event_type", PUBLISHED_TYPES)
 def test_every_event_type_lands_on_its_topic_decodable_by_the_stock_deserializer(
     bridge: Bridge, registry: SchemaRegistryClient, event_type: str
 ) -> None:
-    body = LETTERMINT.example(event_type, datetime.now(UTC))
+    body = SENDER.example(event_type, datetime.now(UTC))
     before = datetime.now(UTC)
     response = post(bridge, body, signed(bridge, body))
     assert response.status_code == 200, response.text
@@ -61,7 +63,7 @@ def test_every_event_type_lands_on_its_topic_decodable_by_the_stock_deserializer
 
 
 def test_a_delivery_signed_with_the_previous_secret_is_published(bridge: Bridge) -> None:
-    body = LETTERMINT.example("message.sent", datetime.now(UTC))
+    body = SENDER.example("message.sent", datetime.now(UTC))
     response = post(bridge, body, signed(bridge, body, secret=bridge.secrets[1]))
     assert response.status_code == 200, response.text
     assert len(records_with(bridge.stack, f"{bridge.prefix}.message.sent", json.loads(body)["id"])) == 1
@@ -85,7 +87,7 @@ def unsigned(bridge: Bridge, body: bytes) -> tuple[bytes, dict[str, str]]:
 
 @pytest.mark.parametrize("forge", [tampered, wrong_secret, stale, unsigned])
 def test_an_unauthenticated_delivery_gets_401_and_publishes_nothing(bridge: Bridge, forge: Any) -> None:
-    body = LETTERMINT.example("message.delivered", datetime.now(UTC))
+    body = SENDER.example("message.delivered", datetime.now(UTC))
     response = post(bridge, *forge(bridge, body))
     assert response.status_code == 401, response.text
     event_id = json.loads(body)["id"]
@@ -103,6 +105,38 @@ def test_a_verified_but_malformed_body_lands_whole_in_the_dead_letter_topic(brid
     assert headers["dead_letter_reason"].startswith(b"body is not JSON")
     assert headers["source"] == bridge.source.encode()
     assert headers["http.x-lettermint-signature"].startswith(b"t=")
+
+
+def test_a_dead_letter_read_back_from_kafka_is_the_delivery_that_made_it(bridge: Bridge) -> None:
+    body = f'{{"id":"{uuid.uuid4().hex}","event":"message.delivered"}}'.encode()  # no data
+    sent = {**signed(bridge, body), "X-Trace": "a", "Authorization": "Bearer not-kept"}
+    before = datetime.now(UTC)
+    assert post(bridge, body, sent).json()["status"] == "dead-lettered"
+    [record] = dead_letters(bridge, body)
+    letter = read_dead_letter(record.value(), record.headers() or [])
+    assert (letter.delivery.source, letter.delivery.provider, letter.delivery.body) == (
+        bridge.source,
+        "lettermint",
+        body,
+    )
+    assert letter.reason == "data: missing or not an object"
+    assert before.replace(microsecond=before.microsecond // 1000 * 1000) <= letter.delivery.received_at
+    headers = letter.delivery.headers
+    assert {name: headers[name] for name in ("x-lettermint-signature", "x-lettermint-delivery", "x-trace")} == {
+        "x-lettermint-signature": sent["X-Lettermint-Signature"],
+        "x-lettermint-delivery": sent["X-Lettermint-Delivery"],
+        "x-trace": "a",
+    }
+    assert "authorization" not in headers  # credentials never reach the topic
+    # The delivery read back is authentic as it stood: the signature headers came back byte for byte.
+    Lettermint().verify(
+        headers,
+        letter.delivery.body,
+        LettermintSource.model_validate(
+            {"name": bridge.source, "provider": "lettermint", "secrets": list(bridge.secrets)}
+        ),
+        letter.delivery.received_at.timestamp(),
+    )
 
 
 def test_an_event_without_a_canonical_type_is_published_raw_to_unmapped(

@@ -14,12 +14,13 @@ import httpx
 import pytest
 from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from starlette.datastructures import Headers
 
 from bridge.avro import to_record
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
+from bridge.headers import Headers
 from bridge.providers.lettr import Lettr
-from tests.integration.conftest import (
+from bridge.providers.lettr.sender import signature_headers
+from tests.support.stack import (
     Served,
     Stack,
     dead_letters,
@@ -75,7 +76,7 @@ def basic(user: str = USER, password: str = PASSWORD) -> str:
 
 
 def basic_and_signed(body: bytes, user: str = USER, password: str = PASSWORD) -> dict[str, str]:
-    return {"Authorization": basic(user, password), **LETTR.sign(body, SIGNING_SECRET, 0)}
+    return {"Authorization": basic(user, password), **signature_headers(body, SIGNING_SECRET)}
 
 
 def fetch_token(bridge: Served, **form: str) -> httpx.Response:
@@ -154,7 +155,7 @@ def forgeries(body: bytes) -> dict[str, tuple[bytes, dict[str, str]]]:
         "tampered": (body.replace(b"recipient@", b"attacker@"), good),
         "no-signature": (body, {"Authorization": good["Authorization"]}),
         "no-authorization": (body, {"lettr-signature": good["lettr-signature"]}),
-        "wrong-signing-secret": (body, {**good, **LETTR.sign(body, "not-the-secret", 0)}),
+        "wrong-signing-secret": (body, {**good, **signature_headers(body, "not-the-secret")}),
     }
 
 
@@ -248,7 +249,7 @@ def test_a_verified_batch_with_a_foreign_element_lands_whole_in_the_dead_letter_
     [record] = dead_letters(bridge, body)
     headers = dict(record.headers() or [])
     assert headers["dead_letter_reason"].startswith(b"[1]: not an object with an msys object")
-    assert headers["http.lettr-signature"] == LETTR.sign(body, SIGNING_SECRET, 0)["lettr-signature"].encode()
+    assert headers["http.lettr-signature"] == signature_headers(body, SIGNING_SECRET)["lettr-signature"].encode()
     assert "http.authorization" not in headers  # credentials never reach Kafka
 
 

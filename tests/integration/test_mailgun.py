@@ -17,12 +17,12 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from starlette.datastructures import Headers
 
 from bridge.avro import to_record
 from bridge.events import DEAD_LETTER, UNMAPPED, Delivery
+from bridge.headers import Headers
 from bridge.providers.mailgun import Mailgun
-from tests.integration.conftest import (
+from tests.support.stack import (
     Served,
     Stack,
     dead_letters,

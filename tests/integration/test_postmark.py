@@ -12,12 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from starlette.datastructures import Headers
 
 from bridge.avro import to_record
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers.postmark import EXAMPLE_TYPES, Postmark
-from tests.integration.conftest import (
+from bridge.headers import Headers
+from bridge.providers.postmark import EXAMPLE_TYPES, Postmark, PostmarkSender, credential_headers
+from tests.support.stack import (
     Served,
     Stack,
     dead_letters,
@@ -31,6 +31,7 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 POSTMARK = Postmark()
+SENDER = PostmarkSender()
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "postmark"
 
 USER, PASSWORD = "postmark", "it-p@ss:word"  # '@' and ':' as a webhook URL would percent-encode them
@@ -70,7 +71,7 @@ def bridge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 
 
 def post(bridge: Served, source: str, body: bytes, credentials: str | None) -> httpx.Response:
-    headers = POSTMARK.sign(body, credentials, 0) if credentials else {"Content-Type": "application/json"}
+    headers = credential_headers(credentials) if credentials else {"Content-Type": "application/json"}
     return post_to(bridge, source, body, headers)
 
 
@@ -83,7 +84,7 @@ def expected(source: str, body: bytes, received_at: datetime) -> CanonicalEvent:
 def test_every_example_lands_on_its_topic_decodable_by_the_stock_deserializer(
     bridge: Served, registry: SchemaRegistryClient, event_type: str
 ) -> None:
-    body = POSTMARK.example(event_type, datetime.now(UTC))
+    body = SENDER.example(event_type, datetime.now(UTC))
     before = datetime.now(UTC)
     response = post(bridge, "postmark-both", body, BOTH)
     assert response.status_code == 200, response.text
@@ -128,7 +129,7 @@ def test_the_documented_delivery_example_is_published(bridge: Served, registry: 
     ids=["previous-basic", "percent-encoded-basic", "previous-header-secret"],
 )
 def test_rotated_and_encoded_credentials_are_accepted(bridge: Served, source: str, credentials: str) -> None:
-    body = POSTMARK.example("message.delivered", datetime.now(UTC))
+    body = SENDER.example("message.delivered", datetime.now(UTC))
     response = post(bridge, source, body, credentials)
     assert response.status_code == 200, response.text
     assert len(records_with(bridge.stack, bridge.topic("message.delivered"), response.json()["events"][0])) == 1
@@ -150,7 +151,7 @@ def test_rotated_and_encoded_credentials_are_accepted(bridge: Served, source: st
 def test_an_unauthenticated_delivery_gets_401_and_publishes_nothing(
     bridge: Served, source: str, credentials: str | None
 ) -> None:
-    body = POSTMARK.example("message.delivered", datetime.now(UTC))
+    body = SENDER.example("message.delivered", datetime.now(UTC))
     response = post(bridge, source, body, credentials)
     assert response.status_code == 401, response.text
     assert response.json()["error"] == "signature_invalid"
@@ -161,7 +162,7 @@ def test_an_unauthenticated_delivery_gets_401_and_publishes_nothing(
 def test_a_bounce_type_without_a_canonical_name_is_published_raw_to_unmapped(
     bridge: Served, registry: SchemaRegistryClient
 ) -> None:
-    payload = json.loads(POSTMARK.example("message.hard_bounced", datetime.now(UTC)))
+    payload = json.loads(SENDER.example("message.hard_bounced", datetime.now(UTC)))
     payload |= {"Type": "OpenRelayTest", "TypeCode": 1024}
     body = json.dumps(payload).encode()
     assert post(bridge, "postmark-basic", body, BASIC).status_code == 200

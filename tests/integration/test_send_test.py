@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from bridge.providers import PROVIDERS
 from bridge.providers.ses import EXAMPLE_TOPIC_ARN, SEND_TEST_CERT_URL
-from tests.integration.conftest import Stack, read_topic, run_cli, sent_event_ids, start_bridge
+from tests.support.stack import Stack, read_topic, run_cli, sent_event_ids, start_bridge
 
 pytestmark = pytest.mark.integration
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from starlette.datastructures import Headers
 
 from bridge.avro import to_record
 from bridge.events import CanonicalEvent, Delivery
-from bridge.providers.sendapi import SendAPI
-from tests.integration.conftest import (
+from bridge.headers import Headers
+from bridge.providers.sendapi import SendAPI, SendAPISender, signature_headers
+from tests.support.stack import (
     Bridge,
     Stack,
     dead_letters,
@@ -30,6 +30,7 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 SENDAPI = SendAPI()
+SENDER = SendAPISender()
 SOURCE = "sendapi-it"
 SECRETS = ("whsec_sendapi-it-current", "whsec_sendapi-it-previous")
 ENV = {"SENDAPI_IT_CURRENT": SECRETS[0], "SENDAPI_IT_PREVIOUS": SECRETS[1]}
@@ -50,7 +51,7 @@ def bridge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[B
 
 
 def signed(body: bytes, secret: str = SECRETS[0]) -> dict[str, str]:
-    return SENDAPI.sign(body, secret, 0.0)
+    return signature_headers(body, secret)
 
 
 def expected(bridge: Bridge, body: bytes) -> CanonicalEvent:
@@ -103,7 +104,7 @@ def test_the_docs_bounce_example_is_a_hard_bounce_keyed_by_its_message(
 
 
 def test_a_delivery_signed_with_the_previous_secret_is_published(bridge: Bridge) -> None:
-    body = SENDAPI.example("sms.delivered", datetime.now(UTC))
+    body = SENDER.example("sms.delivered", datetime.now(UTC))
     response = post(bridge, body, signed(body, SECRETS[1]))
     assert response.status_code == 200, response.text
     assert len(records_with(bridge.stack, f"{bridge.prefix}.message.delivered", expected(bridge, body).event_id)) == 1
@@ -129,7 +130,7 @@ def unsigned(body: bytes) -> tuple[bytes, dict[str, str]]:
 def test_an_unauthenticated_delivery_gets_401_and_publishes_nothing(
     bridge: Bridge, forge: Callable[[bytes], tuple[bytes, dict[str, str]]]
 ) -> None:
-    body = SENDAPI.example("verify.completed", datetime.now(UTC))
+    body = SENDER.example("verify.completed", datetime.now(UTC))
     forged, headers = forge(body)
     response = post(bridge, forged, headers)
     assert response.status_code == 401, response.text

@@ -17,12 +17,12 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from starlette.datastructures import Headers
 
 from bridge.avro import to_record
 from bridge.events import UNMAPPED, Delivery
-from bridge.providers.sendgrid import SendGrid
-from tests.integration.conftest import (
+from bridge.headers import Headers
+from bridge.providers.sendgrid import SendGrid, SendGridSender, signature_headers
+from tests.support.stack import (
     Bridge,
     Stack,
     dead_letters,
@@ -37,6 +37,7 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 SENDGRID = SendGrid()
+SENDER = SendGridSender()
 SOURCE = "sendgrid-it"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sendgrid"
 
@@ -75,13 +76,13 @@ def bridge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[B
 
 
 def signed(body: bytes, key: ec.EllipticCurvePrivateKey = CURRENT, now: float | None = None) -> dict[str, str]:
-    return SENDGRID.sign(body, private_b64(key), time.time() if now is None else now)
+    return signature_headers(body, private_b64(key), time.time() if now is None else now)
 
 
 def batch(*event_types: str) -> bytes:
     """One SendGrid delivery holding an example event of each type, as SendGrid batches them."""
     now = datetime.now(UTC)
-    elements = [json.loads(SENDGRID.example(event_type, now))[0] for event_type in event_types]
+    elements = [json.loads(SENDER.example(event_type, now))[0] for event_type in event_types]
     return json.dumps(elements, separators=(",", ":")).encode() + b"\r\n"
 
 

@@ -18,12 +18,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from starlette.datastructures import Headers
 
 from bridge.avro import to_record
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers.ses import EXAMPLE_EVENTS, EXAMPLE_TOPIC_ARN, SEND_TEST_CERT_URL, Ses
-from tests.integration.conftest import (
+from bridge.headers import Headers
+from bridge.providers.ses import EXAMPLE_TOPIC_ARN, SEND_TEST_CERT_URL, Ses
+from bridge.providers.ses.sender import EXAMPLE_EVENTS, SesSender, sign_body, sns_headers
+from tests.support.stack import (
     Bridge,
     Stack,
     dead_letters,
@@ -35,6 +36,7 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 SES = Ses()
+SENDER = SesSender()
 SOURCE = "ses-it"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ses"
 
@@ -80,7 +82,7 @@ def bridge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[B
 
 
 def post(bridge: Bridge, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
-    sent = headers if headers is not None else SES.sign(body, SECRET, 0.0)
+    sent = headers if headers is not None else sns_headers(body)
     return post_to(bridge, bridge.source, body, sent)
 
 
@@ -96,7 +98,7 @@ def notification(message: dict[str, Any] | str, **fields: Any) -> dict[str, Any]
 
 
 def sign(envelope: dict[str, Any], secret: str = SECRET, version: str = "2") -> bytes:
-    return SES.sign_body(json.dumps(envelope).encode(), secret, 0.0, version=version)
+    return sign_body(json.dumps(envelope).encode(), secret, version=version)
 
 
 def expected(bridge: Bridge, body: bytes) -> list[CanonicalEvent]:
@@ -123,7 +125,7 @@ def assert_published(bridge: Bridge, registry: SchemaRegistryClient, event: Cano
 def test_each_example_lands_on_its_topic_decodable_by_the_stock_deserializer(
     bridge: Bridge, registry: SchemaRegistryClient, event_type: str, version: str
 ) -> None:
-    body = SES.sign_body(SES.example(event_type, datetime.now(UTC)), SECRET, 0.0, version=version)
+    body = sign_body(SENDER.example(event_type, datetime.now(UTC)), SECRET, version=version)
     response = post(bridge, body)
     assert response.status_code == 200, response.text
     [event] = expected(bridge, body)
@@ -178,7 +180,7 @@ def unsigned(envelope: dict[str, Any]) -> bytes:
 def test_an_unauthenticated_delivery_gets_401_and_publishes_nothing(
     bridge: Bridge, forge: Callable[[dict[str, Any]], bytes]
 ) -> None:
-    body = forge(json.loads(SES.example("message.delivered", datetime.now(UTC))))
+    body = forge(json.loads(SENDER.example("message.delivered", datetime.now(UTC))))
     response = post(bridge, body, {"Content-Type": "text/plain; charset=UTF-8"})
     assert response.status_code == 401, response.text
     event_id = f"{json.loads(body)['MessageId']}:recipient@example.com"

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from standardwebhooks.webhooks import Webhook as ReferenceWebhook
-from starlette.datastructures import Headers
 from svix.webhooks import Webhook as SvixWebhook
 
 from bridge.avro import to_record
 from bridge.events import CanonicalEvent, Delivery
-from bridge.providers.standard_webhooks import StandardWebhooks
-from tests.integration.conftest import (
+from bridge.headers import Headers
+from bridge.providers.standard_webhooks import StandardWebhooks, StandardWebhooksSender
+from tests.support.stack import (
     Bridge,
     Stack,
     dead_letters,
@@ -34,6 +34,7 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 PROVIDER = StandardWebhooks()
+SENDER = StandardWebhooksSender()
 SOURCE = "resend-it"
 SECRETS = tuple(
     "whsec_" + base64.b64encode(f"resend-it-{name}-secret-0123".encode()).decode() for name in ("cur", "old")
@@ -126,7 +127,7 @@ def test_a_resend_bounce_is_hard_and_keyed_by_its_email_id(bridge: Bridge, regis
 
 
 def test_webhook_prefixed_headers_signed_by_the_reference_library_are_published(bridge: Bridge) -> None:
-    body = PROVIDER.example("message.delivered", datetime.now(UTC))
+    body = SENDER.example("message.delivered", datetime.now(UTC))
     msg_id, stamp = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
     headers = {
         "webhook-id": msg_id,
@@ -139,7 +140,7 @@ def test_webhook_prefixed_headers_signed_by_the_reference_library_are_published(
 
 
 def test_a_delivery_signed_with_the_previous_secret_is_published(bridge: Bridge) -> None:
-    body = PROVIDER.example("message.opened", datetime.now(UTC))
+    body = SENDER.example("message.opened", datetime.now(UTC))
     headers = library_signed(body, SECRETS[1])
     assert post(bridge, body, headers).status_code == 200
     assert len(records_with(bridge.stack, f"{bridge.prefix}.message.opened", headers["svix-id"])) == 1
@@ -171,7 +172,7 @@ def unsigned(body: bytes) -> tuple[bytes, dict[str, str]]:
 def test_an_unauthenticated_delivery_gets_401_and_publishes_nothing(
     bridge: Bridge, forge: Callable[[bytes], tuple[bytes, dict[str, str]]]
 ) -> None:
-    body = PROVIDER.example("message.delivered", datetime.now(UTC))
+    body = SENDER.example("message.delivered", datetime.now(UTC))
     forged, headers = forge(body)
     response = post(bridge, forged, headers)
     assert response.status_code == 401, response.text

@@ -16,15 +16,15 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from httpx import Response
 from starlette.testclient import TestClient
 
-from bridge import settings as config
+from bridge import config
 from bridge.app import create_app
 from bridge.errors import PublishFailed
-from bridge.providers.lettermint import Lettermint
-from bridge.publisher import KafkaPublisher, Record
-from tests.unit.conftest import FIXED, SECRET, SOURCE, FakePublisher, MockRegistry
+from bridge.providers.lettermint import signature_headers
+from bridge.publisher import KafkaPublisher
+from bridge.records import Record
+from tests.support.fakes import DELIVERED, FIXED, SECRET, SOURCE, FakePublisher, MockRegistry, wait_until_registered
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lettermint"
-DELIVERED = (FIXTURES / "message.delivered.json").read_bytes()
 EVENT_ID = b"9b0c4a4e-4e29-4d8b-8b3a-3f0f3e6d2f9b"
 MESSAGE_ID = b"f47ac10b-58cc-4372-a567-0e02b2c3d479"
 RECEIVED_AT = b"2025-08-08T20:15:12.000+00:00"
@@ -44,18 +44,10 @@ def client(settings: config.Settings, publisher: FakePublisher, registry: MockRe
         yield test_client
 
 
-def wait_until_registered(client: TestClient) -> None:
-    """The lifespan registers the schemas in the background; /readyz waits for it, so do we."""
-    deadline = time.monotonic() + 5
-    while "bridge_schemas_registered 1.0" not in client.get("/metrics").text:
-        assert time.monotonic() < deadline, "schemas were not registered"
-        time.sleep(0.01)
-
-
 def post(
     client: TestClient, body: bytes, *, secret: str = SECRET, signed_at: float = FIXED, **headers: str
 ) -> Response:
-    signed = Lettermint().sign(body, secret, signed_at)
+    signed = signature_headers(body, secret, signed_at)
     return client.post(PATH, content=body, headers={**signed, **headers})
 
 
@@ -80,7 +72,7 @@ def test_signed_delivery_is_published(client: TestClient, publisher: FakePublish
 
 
 def test_unknown_source(client: TestClient, publisher: FakePublisher) -> None:
-    response = client.post("/webhooks/nope", content=DELIVERED, headers=Lettermint().sign(DELIVERED, SECRET, FIXED))
+    response = client.post("/webhooks/nope", content=DELIVERED, headers=signature_headers(DELIVERED, SECRET, FIXED))
     assert (response.status_code, response.json()["error"]) == (404, "unknown_source")
     assert publisher.records == []
 
@@ -98,7 +90,7 @@ def test_unknown_source(client: TestClient, publisher: FakePublisher) -> None:
 def test_rejected_signature(
     client: TestClient, publisher: FakePublisher, body: bytes, secret: str, signed_at: float, code: str
 ) -> None:
-    headers = Lettermint().sign(DELIVERED, secret, signed_at)
+    headers = signature_headers(DELIVERED, secret, signed_at)
     response = client.post(PATH, content=body, headers=headers)
     assert (response.status_code, response.json()["error"]) == (401, code)
     assert publisher.records == []
@@ -120,7 +112,7 @@ def test_body_over_the_limit_by_content_length(client: TestClient, publisher: Fa
 def test_body_over_the_limit_streamed(client: TestClient, publisher: FakePublisher) -> None:
     """No Content-Length (chunked): the limit is enforced while reading."""
     body = b" " * 1025
-    signed = Lettermint().sign(body, SECRET, FIXED)
+    signed = signature_headers(body, SECRET, FIXED)
     response = client.post(PATH, content=(chunk for chunk in (body[:600], body[600:])), headers=signed)
     assert response.request.headers.get("content-length") is None
     assert (response.status_code, response.json()["detail"]) == (413, "body exceeds the 1024-byte limit")
@@ -165,7 +157,7 @@ def test_verified_but_unusable_body_is_dead_lettered(client: TestClient, publish
     assert (record.topic, record.key, record.value) == ("webhooks.dead-letter", SOURCE.encode(), body)
     headers = dict(record.headers)
     assert headers["dead_letter_reason"] == response.json()["reason"].encode()
-    signature = Lettermint().sign(body, SECRET, FIXED)["X-Lettermint-Signature"]
+    signature = signature_headers(body, SECRET, FIXED)["X-Lettermint-Signature"]
     assert headers["http.x-lettermint-signature"] == signature.encode()
     assert (headers["source"], headers["provider"], headers["received_at"]) == (b"lm", b"lettermint", RECEIVED_AT)
     assert "http.authorization" not in headers
@@ -248,16 +240,12 @@ RECORD = Record("webhooks.message.delivered", b"k", b"v")
 
 
 def test_kafka_publisher_without_a_broker_fails_in_time() -> None:
-    publisher = KafkaPublisher("127.0.0.1:1", {}, timeout=0.5)
-    publisher.start()
-
     async def publish_then_close() -> float:
-        started = time.monotonic()
-        with pytest.raises(PublishFailed):
-            await publisher.publish([RECORD])
-        elapsed = time.monotonic() - started
-        await asyncio.to_thread(publisher.close, 0.1)
-        return elapsed
+        async with KafkaPublisher("127.0.0.1:1", {}, timeout=0.5, shutdown_timeout=0.1) as publisher:
+            started = time.monotonic()
+            with pytest.raises(PublishFailed):
+                await publisher.publish([RECORD])
+            return time.monotonic() - started
 
     assert asyncio.run(publish_then_close()) < 3
 
@@ -266,7 +254,7 @@ def test_late_delivery_report_does_not_kill_the_poll_thread(monkeypatch: pytest.
     escaped: list[threading.ExceptHookArgs] = []
     monkeypatch.setattr(threading, "excepthook", escaped.append)
     publisher = KafkaPublisher("127.0.0.1:1", {"log_level": 0}, timeout=0.5)
-    publisher.start()
+    asyncio.run(publisher.__aenter__())  # the poll thread outlives this loop, as the test needs
     with pytest.raises(PublishFailed):
         asyncio.run(publisher.publish([RECORD]))
     deadline = time.monotonic() + 3  # librdkafka times the record out (message.timeout.ms) and reports it
@@ -291,3 +279,12 @@ def test_the_kafka_publisher_records_only_fatal_errors() -> None:
     publisher._on_error(KafkaError(KafkaError._FATAL, "sequence desynchronised", fatal=True))
     assert publisher.fatal is not None
     assert asyncio.run(publisher.ready()) is False
+
+
+def test_the_lifespan_enters_and_leaves_whatever_publisher_it_is_given(
+    settings: config.Settings, registry: MockRegistry
+) -> None:
+    publisher = FakePublisher()  # not a KafkaPublisher: its lifecycle must not be skipped
+    with TestClient(create_app(settings, publisher=publisher, client=registry, clock=lambda: FIXED)):
+        assert (publisher.entered, publisher.exited) == (1, 0)
+    assert (publisher.entered, publisher.exited) == (1, 1)

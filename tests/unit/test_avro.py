@@ -17,7 +17,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from bridge.avro import SCHEMAS_DIR, Encoder, load_schemas, subject_for, to_record
 from bridge.errors import PayloadInvalid, RegistryUnavailable
 from bridge.events import EVENT_TYPES, CanonicalEvent, topic_for
-from tests.unit.conftest import MockRegistry
+from tests.support.fakes import MockRegistry
 
 PREFIX = "webhooks"
 COMMON = (

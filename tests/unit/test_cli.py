@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bridge.cli import EXIT_CONFIG, EXIT_FAILED, main
-from tests.unit.conftest import SECRET, SOURCE
+from tests.support.fakes import SECRET, SOURCE
 
 CONFIG = f"""
 kafka: {{bootstrap_servers: "127.0.0.1:1"}}

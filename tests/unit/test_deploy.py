@@ -14,10 +14,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bridge import settings as config
+from bridge import config
 from bridge.app import create_app
 from bridge.errors import ConfigError
-from tests.unit.conftest import FakePublisher, MockRegistry
+from bridge.settings import CONFIG_ENV, ENV_REFERENCE
+from tests.support.fakes import FakePublisher, MockRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -105,9 +106,7 @@ def test_configmap_bridge_yaml_takes_its_secret_from_the_environment() -> None:
 
 
 def test_every_variable_the_configuration_needs_comes_from_the_secret() -> None:
-    needed = {
-        name for name, default in config.ENV_REFERENCE.findall(_strings(yaml.safe_load(_bridge_yaml()))) if not default
-    }
+    needed = {name for name, default in ENV_REFERENCE.findall(_strings(yaml.safe_load(_bridge_yaml()))) if not default}
     from_secret = {
         item["name"]
         for item in _container().get("env", [])
@@ -128,7 +127,7 @@ def test_bridge_config_points_at_the_mounted_configmap() -> None:
     assert volume["configMap"]["name"] == _one("ConfigMap")["metadata"]["name"]
     mount = next(mount for mount in container["volumeMounts"] if mount["name"] == volume["name"])
     item = next(item for item in volume["configMap"]["items"] if item["key"] == "bridge.yaml")
-    assert env[config.CONFIG_ENV] == f"{mount['mountPath']}/{item['path']}"
+    assert env[CONFIG_ENV] == f"{mount['mountPath']}/{item['path']}"
 
 
 def test_ports_line_up() -> None:

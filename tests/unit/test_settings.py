@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bridge import settings as config
+from bridge import config
 from bridge.errors import ConfigError
-from tests.unit.conftest import MINIMAL_YAML, SECRET
+from bridge.settings import PROVIDER_TIMEOUT_SECONDS
+from tests.support.fakes import MINIMAL_YAML, SECRET
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "local" / "bridge.yaml"
 
@@ -49,7 +50,7 @@ def test_minimal_config_gets_defaults() -> None:
     assert settings.schema_registry.auto_register is True
     assert (settings.topics.prefix, settings.topics.create) == ("webhooks", True)
     assert (settings.server.port, settings.server.max_body_bytes) == (8000, 1024 * 1024)
-    assert settings.server.publish_timeout_seconds < config.PROVIDER_TIMEOUT_SECONDS
+    assert settings.server.publish_timeout_seconds < PROVIDER_TIMEOUT_SECONDS
     only = settings.sources[0]
     assert (only.name, only.provider, only.tolerance_seconds) == ("lm", "lettermint", 300)
     assert only.secret_values() == [SECRET]
@@ -122,7 +123,7 @@ def test_duplicate_source_names() -> None:
 @pytest.mark.parametrize(
     ("secrets", "message"),
     [
-        ([], r"sources\.0: secrets: this provider needs at least one secret"),
+        ([], r"sources\.0\.secrets: this provider needs at least one secret"),
         ([""], r"sources\.0\.secrets: a secret is empty"),
         (["ok", "${UNSET_SECRET:-}"], r"sources\.0\.secrets: a secret is empty"),
     ],

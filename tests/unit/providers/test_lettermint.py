@@ -1,4 +1,4 @@
-"""Lettermint provider: signature verification, SDK agreement, payload mapping (spec §1)."""
+"""Lettermint provider: signature verification, SDK agreement, payload mapping (docs/providers.md, Lettermint)."""
 
 from __future__ import annotations
 
@@ -14,20 +14,20 @@ import lettermint.webhook
 import pytest
 from lettermint.exceptions import WebhookVerificationError
 from lettermint.webhook import Webhook
-from starlette.datastructures import Headers
 
 from bridge.errors import PayloadInvalid, SignatureInvalid, StaleTimestamp
 from bridge.events import EVENT_TYPES, UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers.lettermint import Lettermint
-from bridge.settings import SourceSettings
-from tests.unit.providers import helpers
-from tests.unit.providers.helpers import TOLERANCES, Pairs, file_name, fits_schema, fixture_files, is_fresh, raw
+from bridge.headers import Headers
+from bridge.providers.lettermint import Lettermint, LettermintSender, LettermintSource, signature_headers
+from tests.support import providers as helpers
+from tests.support.providers import TOLERANCES, Pairs, file_name, fits_schema, fixture_files, is_fresh, raw
 
 LETTERMINT = Lettermint()
+SENDER = LettermintSender()
 FIXTURES = helpers.FIXTURES / "lettermint"
 FIXTURE_FILES = fixture_files("lettermint")
 
-# The derived vector of spec §1.1.
+# The test vector in docs/providers.md (Lettermint), derived from the documented scheme.
 SECRET = "whsec_test-webhook-secret"
 T = 1700000000
 BODY_TEXT = '{"id":"d1","event":"message.delivered","timestamp":"2023-11-14T22:13:20Z","data":{"subject":"Hello 🌍"}}'
@@ -60,13 +60,13 @@ def legacy(digest: str, t: int | str = T) -> Pairs:
     return raw(("X-Lettermint-Signature", f"sha256={digest}"), ("X-Lettermint-Timestamp", str(t)))
 
 
-def source(*secrets: str, tolerance: int = 300) -> SourceSettings:
-    return SourceSettings.model_validate(
+def source(*secrets: str, tolerance: int = 300) -> LettermintSource:
+    return LettermintSource.model_validate(
         {"name": "lm", "provider": "lettermint", "secrets": list(secrets or [SECRET]), "tolerance_seconds": tolerance}
     )
 
 
-def verify(pairs: Pairs, body: bytes = BODY, now: float = T, src: SourceSettings | None = None) -> None:
+def verify(pairs: Pairs, body: bytes = BODY, now: float = T, src: LettermintSource | None = None) -> None:
     LETTERMINT.verify(Headers(raw=pairs), body, src or source(), now)
 
 
@@ -199,7 +199,7 @@ def test_stale_only_reported_for_authentic_deliveries() -> None:
     assert type(caught.value) is SignatureInvalid
 
 
-def ours_accepts_with(src: SourceSettings, now: float) -> bool:
+def ours_accepts_with(src: LettermintSource, now: float) -> bool:
     return is_fresh(lambda: verify(v1(), now=now, src=src))
 
 
@@ -231,7 +231,7 @@ def test_legacy_non_ascii_digest_is_signature_invalid() -> None:
 
 
 def test_sign_reproduces_spec_vector() -> None:
-    assert LETTERMINT.sign(BODY, SECRET, T + 0.9) == {
+    assert signature_headers(BODY, SECRET, T + 0.9) == {
         "X-Lettermint-Signature": f"t={T},v1={DIGEST}",
         "X-Lettermint-Delivery": str(T),
         "X-Lettermint-Attempt": "1",
@@ -243,10 +243,10 @@ def test_sign_reproduces_spec_vector() -> None:
 
 
 @pytest.mark.usefixtures("sdk_clock")
-@pytest.mark.parametrize("path", [None, *FIXTURE_FILES], ids=lambda p: p.name if p else "spec-vector")
+@pytest.mark.parametrize("path", [None, *FIXTURE_FILES], ids=lambda p: p.name if p else "docs-vector")
 def test_sdk_accepts_our_sign(path: Path | None) -> None:
     body = path.read_bytes() if path else BODY
-    headers = LETTERMINT.sign(body, SECRET, NOW)
+    headers = signature_headers(body, SECRET, NOW)
     assert Webhook(SECRET).verify(body, headers) == json.loads(body)
 
 
@@ -514,8 +514,8 @@ SENDABLE = [event_type for event_type in EVENT_TYPES if event_type != UNMAPPED]
 
 @pytest.mark.parametrize("event_type", SENDABLE)
 def test_example_signs_verifies_and_normalises(event_type: str) -> None:
-    body = LETTERMINT.example(event_type, NOW_DT)
-    headers = LETTERMINT.sign(body, SECRET, NOW)
+    body = SENDER.example(event_type, NOW_DT)
+    headers = signature_headers(body, SECRET, NOW)
     pairs = raw(*headers.items())
     verify(pairs, body, now=NOW)
     event = normalise(body, pairs)
@@ -524,11 +524,11 @@ def test_example_signs_verifies_and_normalises(event_type: str) -> None:
 
 
 def test_example_webhook_test_keys_on_webhook_id() -> None:
-    event = normalise(LETTERMINT.example("webhook.test", NOW_DT))
+    event = normalise(SENDER.example("webhook.test", NOW_DT))
     assert event.event_id.startswith("test-")
     assert event.key == event.details["webhook_id"]
 
 
 def test_examples_are_fresh_deliveries() -> None:
-    first, second = (normalise(LETTERMINT.example("message.delivered", NOW_DT)) for _ in range(2))
+    first, second = (normalise(SENDER.example("message.delivered", NOW_DT)) for _ in range(2))
     assert first.event_id != second.event_id

@@ -1,4 +1,5 @@
-"""Lettr provider: Basic / OAuth2 Bearer / lettr-signature, the token endpoint, SparkPost-style batches (spec §2)."""
+"""Lettr provider: Basic / OAuth2 Bearer / lettr-signature, the token endpoint, SparkPost-style batches
+(docs/providers.md#lettr-lettr)."""
 
 from __future__ import annotations
 
@@ -13,25 +14,28 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from starlette.datastructures import Headers
 from starlette.testclient import TestClient
 
-from bridge import settings as config
+from bridge import config
 from bridge.app import create_app
-from bridge.errors import PayloadInvalid, SignatureInvalid, StaleTimestamp, UnknownSource
+from bridge.errors import ConfigError, PayloadInvalid, SignatureInvalid, StaleTimestamp
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers.lettr import Lettr, OAuthClient, _mint
-from bridge.settings import SourceSettings
-from tests.unit.conftest import FakePublisher, MockRegistry
-from tests.unit.providers import helpers
-from tests.unit.providers.helpers import Pairs, file_name, fits_schema, fixture_files, is_fresh
-from tests.unit.test_app import wait_until_registered
+from bridge.headers import Headers
+from bridge.providers import PROVIDERS
+from bridge.providers.base import ProviderIO, TokenIssuer
+from bridge.providers.lettr import Lettr, LettrSender, LettrSource
+from bridge.providers.lettr.credentials import OAuthClient, mint
+from bridge.providers.lettr.sender import signature_headers
+from tests.support import providers as helpers
+from tests.support.fakes import FakePublisher, MockRegistry, wait_until_registered
+from tests.support.providers import Pairs, file_name, fits_schema, fixture_files, is_fresh
 
 LETTR = Lettr()
+SENDER = LettrSender()
 FIXTURES = helpers.FIXTURES / "lettr"
 FIXTURE_FILES = fixture_files("lettr")
 
-# A derived vector (spec §2.1 has none): computed with `openssl dgst -sha256 -hmac` as well.
+# A derived vector (docs/providers.md#lettr-lettr has none): computed with `openssl dgst -sha256 -hmac` as well.
 SECRET = "lettr-webhook-secret"
 OTHER = "some-other-secret"
 T = 1700000000
@@ -85,16 +89,20 @@ def bearer(token: str) -> tuple[str, str]:
 
 def source(
     *secrets: str, options: dict[str, Any] | None = None, tolerance: int = 300, name: str = "lettr-prod"
-) -> SourceSettings:
-    return SourceSettings.model_validate(
-        {
-            "name": name,
-            "provider": "lettr",
-            "secrets": list(secrets),
-            "tolerance_seconds": tolerance,
-            "options": options or {},
-        }
-    )
+) -> LettrSource:
+    return LettrSource.model_validate(source_tree(*secrets, options=options, tolerance=tolerance, name=name))
+
+
+def source_tree(
+    *secrets: str, options: dict[str, Any] | None = None, tolerance: int = 300, name: str = "lettr-prod"
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "provider": "lettr",
+        "secrets": list(secrets),
+        "tolerance_seconds": tolerance,
+        "options": options or {},
+    }
 
 
 def oauth(*clients: tuple[str, str], ttl: int | None = None) -> dict[str, Any]:
@@ -118,13 +126,22 @@ BASIC_AND_SIGNED = source(SECRET, options={"basic_auth": [{"username": USER, "pa
 OAUTH_AND_SIGNED = source(SECRET, options=oauth())
 
 
-def verify(pairs: Pairs, src: SourceSettings = SIGNED, body: bytes = BODY, now: float = T) -> None:
+def verify(pairs: Pairs, src: LettrSource = SIGNED, body: bytes = BODY, now: float = T) -> None:
     LETTR.verify(Headers(raw=pairs), body, src, now)
 
 
-def token_for(src: SourceSettings = OAUTH, now: float = NOW, secret: str = CLIENT_SECRET) -> str:
+def issue(
+    form: dict[str, str], authorization: str | None = None, src: LettrSource = OAUTH, now: float = NOW
+) -> dict[str, Any]:
+    """The token response of a source that has a token endpoint."""
+    answer = LETTR.issue_token(form, authorization, src, now)
+    assert answer is not None
+    return answer
+
+
+def token_for(src: LettrSource = OAUTH, now: float = NOW, secret: str = CLIENT_SECRET) -> str:
     form = {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": secret}
-    return str(LETTR.issue_token(form, None, src, now)["access_token"])
+    return str(issue(form, src=src, now=now)["access_token"])
 
 
 def normalise_all(body: bytes) -> list[CanonicalEvent]:
@@ -149,7 +166,7 @@ def fixture(name: str) -> list[CanonicalEvent]:
     return normalise_all((FIXTURES / name).read_bytes())
 
 
-# --- check(): which credentials a source configures ---------------------------------------------
+# --- LettrSource: which credentials a source configures -----------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -157,7 +174,7 @@ def fixture(name: str) -> list[CanonicalEvent]:
     [SIGNED, BASIC, ROTATING_BASIC, OAUTH, BASIC_AND_SIGNED, OAUTH_AND_SIGNED],
     ids=["signature", "basic", "basic-rotation", "oauth2", "basic+signature", "oauth2+signature"],
 )
-def test_configurations_that_start(src: SourceSettings) -> None:
+def test_configurations_that_start(src: LettrSource) -> None:
     assert src.provider == "lettr"
 
 
@@ -181,8 +198,11 @@ def test_configurations_that_start(src: SourceSettings) -> None:
     ],
 )
 def test_configurations_refused_at_start_up(secrets: list[str], options: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValidationError, match=message):
-        source(*secrets, options=options)
+    tree = source_tree(*secrets, options=options)
+    with pytest.raises(ValidationError):
+        LettrSource.model_validate(tree)
+    with pytest.raises(ConfigError, match=message):
+        config.parse_source(tree)
 
 
 def test_a_config_file_error_names_the_key() -> None:
@@ -192,8 +212,20 @@ schema_registry: {url: "mock://unit"}
 sources:
   - {name: lettr, provider: lettr, options: {basic_auth: [{username: lettr}]}}
 """
-    with pytest.raises(config.ConfigError, match=r"sources\.0: options\.basic_auth\.0\.password: Field required"):
+    with pytest.raises(ConfigError, match=r"sources\.0\.options\.basic_auth\.0\.password: Field required"):
         config.parse(yaml, environ={})
+
+
+def test_the_registry_knows_lettr() -> None:
+    spec = PROVIDERS["lettr"]
+    assert (spec.source, spec.sender) == (LettrSource, LettrSender)
+    provider = spec.build(ProviderIO.default())
+    assert isinstance(provider, Lettr) and isinstance(provider, TokenIssuer)
+
+
+def test_a_source_parses_through_the_configuration() -> None:
+    parsed = config.parse_source(source_tree(options=oauth()))
+    assert isinstance(parsed, LettrSource) and parsed.options.oauth2 is not None
 
 
 # --- lettr-signature: both documented forms ------------------------------------------------------
@@ -374,10 +406,6 @@ def client_basic(client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET) -> str
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
 
 
-def issue(form: dict[str, str], authorization: str | None = None, src: SourceSettings = OAUTH) -> dict[str, Any]:
-    return LETTR.issue_token(form, authorization, src, NOW)
-
-
 GRANT = {"grant_type": "client_credentials"}
 FORM = {**GRANT, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
 
@@ -391,7 +419,7 @@ def test_the_token_response_is_rfc_6749_section_5_1() -> None:
 
 def test_the_token_ttl_is_configurable() -> None:
     src = source(options=oauth(ttl=120))
-    answer = LETTR.issue_token(FORM, None, src, NOW)
+    answer = issue(FORM, src=src)
     assert answer["expires_in"] == 120
     verify(raw(bearer(answer["access_token"])), src=src, now=NOW + 119)
     with pytest.raises(StaleTimestamp):
@@ -426,8 +454,8 @@ def test_form_encoded_basic_client_credentials_are_decoded() -> None:
     secret = "s3cret+with%special chars"
     src = source(options=oauth(("client id", secret)))
     encoded = client_basic("client+id", "s3cret%2Bwith%25special+chars")
-    assert LETTR.issue_token(GRANT, encoded, src, NOW)["token_type"] == "Bearer"
-    assert LETTR.issue_token(GRANT, client_basic("client id", secret), src, NOW)["token_type"] == "Bearer"
+    assert issue(GRANT, encoded, src)["token_type"] == "Bearer"
+    assert issue(GRANT, client_basic("client id", secret), src)["token_type"] == "Bearer"
 
 
 @pytest.mark.parametrize(
@@ -457,9 +485,8 @@ def test_another_grant_type_is_refused_after_authentication(grant_type: str | No
 
 
 @pytest.mark.parametrize("src", [SIGNED, BASIC], ids=["signature-only", "basic-only"])
-def test_a_source_without_oauth2_has_no_token_endpoint(src: SourceSettings) -> None:
-    with pytest.raises(UnknownSource):
-        issue(FORM, src=src)
+def test_a_source_without_oauth2_has_no_token_endpoint(src: LettrSource) -> None:
+    assert LETTR.issue_token(FORM, None, src, NOW) is None  # the HTTP layer answers 404
 
 
 # --- OAuth2: the Bearer on deliveries ------------------------------------------------------------
@@ -555,7 +582,7 @@ def test_a_token_for_another_client_with_the_same_secret_is_refused() -> None:
     src = source(options=oauth((CLIENT_ID, CLIENT_SECRET), ("second-client", "second-secret-0123456789")))
     impostor = OAuthClient(client_id="second-client", client_secret=CLIENT_SECRET)
     with pytest.raises(SignatureInvalid):
-        verify(raw(bearer(_mint(impostor, src.name, NOW + 600))), src=src, now=NOW)
+        verify(raw(bearer(mint(impostor, src.name, NOW + 600))), src=src, now=NOW)
 
 
 def test_rotation_tokens_from_either_secret_verify_until_the_old_one_is_removed() -> None:
@@ -582,6 +609,7 @@ sources:
   - name: lettr-oauth
     provider: lettr
     options: {{oauth2: {{clients: [{{client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}}}]}}}}
+  - {{name: lettr-signed, provider: lettr, secrets: [{SECRET}]}}
 """
 
 
@@ -625,16 +653,28 @@ def test_http_a_delivery_without_a_token_gets_401(http: tuple[TestClient, FakePu
     assert publisher.records == []
 
 
+def test_http_a_source_without_oauth2_has_no_token_endpoint(http: tuple[TestClient, FakePublisher]) -> None:
+    response = http[0].post("/webhooks/lettr-signed/token", data=FORM)
+    assert (response.status_code, response.json()["error"]) == (404, "unknown_source")
+
+
 # --- sign / example ------------------------------------------------------------------------------
 
 
 def test_sign_reproduces_the_derived_vector() -> None:
-    assert LETTR.sign(BODY, SECRET, T) == {"lettr-signature": HEX_DIGEST, "Content-Type": "application/json"}
+    headers = {"lettr-signature": HEX_DIGEST, "Content-Type": "application/json"}
+    assert signature_headers(BODY, SECRET) == headers
+    assert SENDER.sign(BODY, SIGNED, T) == (BODY, headers)
 
 
-def test_sign_without_a_signature_secret_says_what_it_cannot_do() -> None:
-    with pytest.raises(NotImplementedError, match="this source has none"):
-        LETTR.sign(BODY, "", T)
+def test_sign_uses_the_first_signature_secret() -> None:
+    assert SENDER.sign(BODY, ROTATING_SIGNED, T)[1]["lettr-signature"] == hex_hmac("old-signing-secret", BODY)
+
+
+@pytest.mark.parametrize("src", [BASIC, OAUTH], ids=["basic-only", "oauth2-only"])
+def test_sign_without_a_signature_secret_says_what_it_cannot_do(src: LettrSource) -> None:
+    with pytest.raises(ValueError, match="this source has none"):
+        SENDER.sign(BODY, src, T)
 
 
 SENDABLE = [
@@ -655,26 +695,28 @@ SENDABLE = [
 
 @pytest.mark.parametrize("event_type", SENDABLE)
 def test_example_signs_verifies_and_normalises(event_type: str) -> None:
-    body = LETTR.example(event_type, NOW_DT)
+    body = SENDER.example(event_type, NOW_DT)
     assert len(json.loads(body)) == 1
-    verify(raw(*LETTR.sign(body, SECRET, NOW).items()), body=body, now=NOW)
+    signed, headers = SENDER.sign(body, SIGNED, NOW)
+    assert signed == body
+    verify(raw(*headers.items()), body=body, now=NOW)
     event = normalise(body)
     assert (event.event_type, event.occurred_at) == (event_type, NOW_DT)
     assert fits_schema(event)
 
 
 def test_example_webhook_test_is_the_validation_ping() -> None:
-    assert normalise(LETTR.example("webhook.test", NOW_DT)).event_type == "webhook.test"
+    assert normalise(SENDER.example("webhook.test", NOW_DT)).event_type == "webhook.test"
 
 
 @pytest.mark.parametrize("event_type", ["message.sent", "message.suppressed", "suppression.added", "message.read"])
 def test_example_refuses_types_lettr_never_sends(event_type: str) -> None:
     with pytest.raises(ValueError, match=f"no event that maps to {event_type}"):
-        LETTR.example(event_type, NOW_DT)
+        SENDER.example(event_type, NOW_DT)
 
 
 def test_examples_are_fresh_deliveries() -> None:
-    first, second = (normalise(LETTR.example("message.delivered", NOW_DT)) for _ in range(2))
+    first, second = (normalise(SENDER.example("message.delivered", NOW_DT)) for _ in range(2))
     assert first.event_id != second.event_id and first.message_id != second.message_id
 
 

@@ -1,4 +1,4 @@
-"""Mailgun provider: in-body signature, token replay cache, payload mapping (spec §4.4)."""
+"""Mailgun provider: in-body signature, token replay cache, payload mapping (docs/providers.md#mailgun-mailgun)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,18 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from starlette.datastructures import Headers
 
-from bridge.errors import PayloadInvalid, SignatureInvalid, StaleTimestamp
+from bridge import config
+from bridge.errors import ConfigError, PayloadInvalid, SignatureInvalid, StaleTimestamp
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
+from bridge.headers import Headers
 from bridge.providers import PROVIDERS
-from bridge.providers.mailgun import REPLAYED, Mailgun, TokenCache
-from bridge.settings import SourceSettings
-from tests.unit.providers import helpers
-from tests.unit.providers.helpers import file_name, fits_schema, fixture_files, is_fresh
+from bridge.providers.base import ProviderIO
+from bridge.providers.mailgun import REPLAYED, Mailgun, MailgunSender, MailgunSource, TokenCache, sign_body
+from tests.support import providers as helpers
+from tests.support.providers import file_name, fits_schema, fixture_files, is_fresh
 
+SENDER = MailgunSender()
 FIXTURES = helpers.FIXTURES / "mailgun"
 FIXTURE_FILES = fixture_files("mailgun")
 
@@ -79,19 +81,21 @@ def resign(body: bytes, key: str = KEY, timestamp: int | None = None) -> bytes:
     return json.dumps(payload, ensure_ascii=False).encode()
 
 
-def source(*keys: str, tolerance: int = 300, name: str = "mg", **options: object) -> SourceSettings:
-    return SourceSettings.model_validate(
-        {
-            "name": name,
-            "provider": "mailgun",
-            "secrets": list(keys or [KEY]),
-            "tolerance_seconds": tolerance,
-            "options": options,
-        }
-    )
+def source_tree(*keys: str, tolerance: int = 300, name: str = "mg", **options: object) -> dict[str, Any]:
+    return {
+        "name": name,
+        "provider": "mailgun",
+        "secrets": list(keys or [KEY]),
+        "tolerance_seconds": tolerance,
+        "options": options,
+    }
 
 
-def verify(body: bytes, now: float = T, src: SourceSettings | None = None, provider: Mailgun | None = None) -> None:
+def source(*keys: str, tolerance: int = 300, name: str = "mg", **options: object) -> MailgunSource:
+    return MailgunSource.model_validate(source_tree(*keys, tolerance=tolerance, name=name, **options))
+
+
+def verify(body: bytes, now: float = T, src: MailgunSource | None = None, provider: Mailgun | None = None) -> None:
     """A fresh provider (so an empty replay cache) unless one is passed."""
     (provider or Mailgun()).verify(Headers(), body, src or source(), now)
 
@@ -121,7 +125,20 @@ def test_vector_verifies() -> None:
 
 
 def test_registered_under_its_name() -> None:
-    assert isinstance(PROVIDERS["mailgun"], Mailgun)
+    spec = PROVIDERS["mailgun"]
+    assert (spec.source, spec.sender) == (MailgunSource, MailgunSender)
+    assert isinstance(spec.build(ProviderIO.default()), Mailgun)
+
+
+def test_each_build_has_its_own_replay_caches() -> None:
+    """The caches live in the provider object, built per app: two apps do not share tokens."""
+    spec = PROVIDERS["mailgun"]
+    first, second = spec.build(ProviderIO.default()), spec.build(ProviderIO.default())
+    assert isinstance(first, Mailgun) and isinstance(second, Mailgun)
+    verify(signed(), provider=first)
+    verify(signed(), provider=second)
+    with pytest.raises(SignatureInvalid, match=REPLAYED):
+        verify(signed(), provider=first)
 
 
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=file_name)
@@ -312,7 +329,8 @@ def test_cache_bounded_in_size_oldest_expiry_evicted_first() -> None:
 
 
 def test_cache_is_per_source() -> None:
-    """Each source is its own webhook: one Mailgun event posted to two URLs may share a token [U]."""
+    """Each source is its own webhook: one Mailgun event posted to two URLs may share a token
+    (unconfirmed, see docs/providers.md)."""
     mailgun = Mailgun()
     verify(signed(), src=source(name="mg-a"), provider=mailgun)
     verify(signed(), src=source(name="mg-b"), provider=mailgun)
@@ -355,7 +373,13 @@ def test_token_cache_bound_holds_under_load() -> None:
 
 def test_needs_a_signing_key() -> None:
     with pytest.raises(ValidationError, match="secrets"):
-        SourceSettings.model_validate({"name": "mg", "provider": "mailgun"})
+        MailgunSource.model_validate({"name": "mg", "provider": "mailgun"})
+    with pytest.raises(ConfigError, match="secrets: this provider needs at least one secret"):
+        config.parse_source({"name": "mg", "provider": "mailgun"})
+
+
+def test_options_default() -> None:
+    assert source().options.replay_cache_size == 50_000
 
 
 @pytest.mark.parametrize(
@@ -366,8 +390,10 @@ def test_needs_a_signing_key() -> None:
     ],
 )
 def test_options_validated(options: dict[str, object], message: str) -> None:
-    with pytest.raises(ValidationError, match=re.escape(message)):
-        source(**options)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config.parse_source(source_tree() | {"options": options})
+    with pytest.raises(ValidationError):
+        MailgunSource.model_validate(source_tree() | {"options": options})
 
 
 # --- 4. normaliser -------------------------------------------------------------------------------
@@ -625,7 +651,7 @@ def test_non_string_tags_are_stringified() -> None:
     assert normalise(signed(data=data(tags=["a", 7, {"b": 1}]))).tags == ("a", "7", '{"b":1}')
 
 
-# --- 5. sign, sign_body, example -----------------------------------------------------------------
+# --- 5. sender: sign, sign_body, example ---------------------------------------------------------
 
 SENDABLE = [
     "message.created",
@@ -641,38 +667,48 @@ SENDABLE = [
 
 
 def test_sign_body_computes_mailguns_signature() -> None:
-    body = Mailgun().sign_body(envelope({"timestamp": "1", "token": TOKEN, "signature": ""}), KEY, T + 0.9)
+    body = sign_body(envelope({"timestamp": "1", "token": TOKEN, "signature": ""}), KEY, T + 0.9)
     assert json.loads(body)["signature"] == {"timestamp": str(T), "token": TOKEN, "signature": DIGEST}
 
 
 def test_sign_body_makes_a_token_where_there_is_none() -> None:
-    signature = json.loads(Mailgun().sign_body(envelope(None), KEY, T))["signature"]
+    signature = json.loads(sign_body(envelope(None), KEY, T))["signature"]
     assert len(signature["token"]) == 50
     assert signature["signature"] == hex_hmac(KEY, T, signature["token"])
 
 
-def test_sign_answers_content_type_for_a_signed_body() -> None:
-    assert Mailgun().sign(signed(), KEY, T) == {"Content-Type": "application/json"}
+def test_sign_signs_in_the_body_with_the_first_key_and_answers_content_type() -> None:
+    unsigned = envelope({"timestamp": "1", "token": TOKEN, "signature": ""})
+    body, headers = SENDER.sign(unsigned, source(KEY, OTHER), T)
+    assert headers == {"Content-Type": "application/json"}  # no signature header: Mailgun sends none
+    assert json.loads(body)["signature"] == {"timestamp": str(T), "token": TOKEN, "signature": DIGEST}
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        pytest.param(Mailgun().example("message.delivered", NOW_DT), id="unsigned-example"),
+        pytest.param(SENDER.example("message.delivered", NOW_DT), id="unsigned-example"),
         pytest.param(signed(OTHER), id="signed-with-another-key"),
-        pytest.param(b"not json", id="not-json"),
     ],
 )
-def test_sign_cannot_sign_a_body_by_headers(body: bytes) -> None:
-    with pytest.raises(NotImplementedError, match="sign_body"):
-        Mailgun().sign(body, KEY, T)
+def test_sign_makes_any_body_authentic_in_the_body_not_the_headers(body: bytes) -> None:
+    with pytest.raises(SignatureInvalid):
+        verify(body, now=NOW)
+    signed_body, _ = SENDER.sign(body, source(), NOW)
+    verify(signed_body, now=NOW)
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]"], ids=["not-json", "array"])
+def test_sign_needs_a_json_object_body(body: bytes) -> None:
+    with pytest.raises(ValueError, match="mailgun signs inside a JSON object body"):
+        SENDER.sign(body, source(), T)
 
 
 @pytest.mark.parametrize("event_type", SENDABLE)
 def test_example_signs_verifies_and_normalises(event_type: str) -> None:
     mailgun = Mailgun()
-    body = mailgun.sign_body(mailgun.example(event_type, NOW_DT), KEY, NOW)
-    assert mailgun.sign(body, KEY, NOW) == {"Content-Type": "application/json"}
+    body, headers = SENDER.sign(SENDER.example(event_type, NOW_DT), source(), NOW)
+    assert headers == {"Content-Type": "application/json"}
     verify(body, now=NOW, provider=mailgun)
     event = normalise(body)
     assert (event.event_type, event.occurred_at, event.event_id) == (
@@ -683,15 +719,15 @@ def test_example_signs_verifies_and_normalises(event_type: str) -> None:
 
 def test_example_is_unsigned() -> None:
     with pytest.raises(SignatureInvalid):
-        verify(Mailgun().example("message.delivered", NOW_DT), now=NOW)
+        verify(SENDER.example("message.delivered", NOW_DT), now=NOW)
 
 
 def test_example_of_a_type_mailgun_lacks() -> None:
     with pytest.raises(ValueError, match=re.escape("mailgun sends no 'message.sent'")):
-        Mailgun().example("message.sent", NOW_DT)
+        SENDER.example("message.sent", NOW_DT)
 
 
 def test_examples_are_fresh_deliveries() -> None:
-    first, second = (normalise(Mailgun().example("message.delivered", NOW_DT)) for _ in range(2))
+    first, second = (normalise(SENDER.example("message.delivered", NOW_DT)) for _ in range(2))
     assert first.event_id != second.event_id
     assert first.message_id != second.message_id

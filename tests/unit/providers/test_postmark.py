@@ -1,25 +1,30 @@
-"""Postmark provider: Basic auth and secret-header checks, payload mapping (spec §4.2)."""
+"""Postmark provider: Basic auth and secret-header checks, payload mapping (docs/providers.md#postmark-postmark)."""
 
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.datastructures import Headers
+from pydantic import ValidationError
 
-from bridge.errors import PayloadInvalid, SignatureInvalid
+from bridge import config
+from bridge.errors import ConfigError, PayloadInvalid, SignatureInvalid
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers import PROVIDERS, postmark
-from bridge.providers.postmark import Postmark
-from bridge.settings import SourceSettings
-from tests.unit.providers import helpers
-from tests.unit.providers.helpers import Pairs, file_name, fits_schema, fixture_files
+from bridge.headers import Headers
+from bridge.providers import PROVIDERS, auth, postmark
+from bridge.providers.base import ProviderIO
+from bridge.providers.postmark import Postmark, PostmarkSender, PostmarkSource, credential_headers
+from bridge.settings import PRIVATE_HEADERS
+from tests.support import providers as helpers
+from tests.support.providers import Pairs, file_name, fits_schema, fixture_files
 
 POSTMARK = Postmark()
+SENDER = PostmarkSender()
 FIXTURES = helpers.FIXTURES / "postmark"
 FIXTURE_FILES = fixture_files("postmark")
 
@@ -51,13 +56,13 @@ def token(value: str = TOKEN) -> tuple[str, str]:
 
 def source(
     *, basic_auth: list[tuple[str, str]] | None = None, header: str | None = None, secrets: list[str] | None = None
-) -> SourceSettings:
+) -> PostmarkSource:
     options: dict[str, Any] = {}
     if basic_auth is not None:
         options["basic_auth"] = [{"username": user, "password": password} for user, password in basic_auth]
     if header is not None:
         options["header"] = header
-    return SourceSettings.model_validate(
+    return PostmarkSource.model_validate(
         {"name": "pm", "provider": "postmark", "secrets": secrets or [], "options": options}
     )
 
@@ -69,11 +74,11 @@ ROTATING_HEADER = source(header=HEADER, secrets=[TOKEN, OLD_TOKEN])
 BOTH = source(basic_auth=[(USER, PASSWORD)], header=HEADER, secrets=[TOKEN])
 
 
-def verify(pairs: Pairs, src: SourceSettings = BASIC, body: bytes = b"{}", now: float = NOW) -> None:
+def verify(pairs: Pairs, src: PostmarkSource = BASIC, body: bytes = b"{}", now: float = NOW) -> None:
     POSTMARK.verify(Headers(raw=pairs), body, src, now)
 
 
-def accepts(pairs: Pairs, src: SourceSettings) -> bool:
+def accepts(pairs: Pairs, src: PostmarkSource) -> bool:
     try:
         verify(pairs, src)
     except SignatureInvalid:
@@ -123,12 +128,14 @@ def fixture(name: str) -> CanonicalEvent:
 
 
 def test_registered_under_its_name() -> None:
-    assert isinstance(PROVIDERS["postmark"], Postmark)
+    spec = PROVIDERS["postmark"]
+    assert (spec.source, spec.sender) == (PostmarkSource, PostmarkSender)
+    assert isinstance(spec.build(ProviderIO.default()), Postmark)
 
 
 def config_error(**fields: Any) -> str:
-    with pytest.raises(ValueError) as caught:
-        SourceSettings.model_validate({"name": "pm", "provider": "postmark", **fields})
+    with pytest.raises(ConfigError) as caught:
+        config.parse_source({"name": "pm", "provider": "postmark", **fields})
     return str(caught.value)
 
 
@@ -159,7 +166,7 @@ def config_error(**fields: Any) -> str:
         ),
         pytest.param(
             {"options": {"basic_auth": [{"username": "u", "password": ""}]}},
-            "basic_auth.0.password: empty",
+            "basic_auth.0.password: the password is empty",
             id="empty-pw",
         ),
         pytest.param(
@@ -186,11 +193,29 @@ def test_check_rejects(fields: dict[str, Any], message: str) -> None:
     assert message in config_error(**fields)
 
 
-def test_check_returns_parsed_options() -> None:
-    options = BOTH.parsed_options
+def test_check_rejects_in_the_model_too() -> None:
+    with pytest.raises(ValidationError, match="options: Postmark does not sign"):
+        PostmarkSource.model_validate({"name": "pm", "provider": "postmark"})
+
+
+def test_source_has_typed_options() -> None:
+    options = BOTH.options
     assert isinstance(options, postmark.PostmarkOptions)
     assert (options.header, [c.username for c in options.basic_auth]) == (HEADER, [USER])
     assert PASSWORD not in repr(options)  # SecretStr: the password does not leak into logs
+
+
+@pytest.mark.parametrize(
+    ("src", "private"),
+    [
+        (BASIC, PRIVATE_HEADERS),
+        (HEADER_ONLY, PRIVATE_HEADERS | {"x-webhook-token"}),
+        (BOTH, PRIVATE_HEADERS | {"x-webhook-token"}),
+    ],
+    ids=["basic", "header", "both"],
+)
+def test_private_headers_add_the_secret_header(src: PostmarkSource, private: frozenset[str]) -> None:
+    assert src.private_headers() == private
 
 
 # --- Basic auth ----------------------------------------------------------------------------------
@@ -261,13 +286,13 @@ def test_basic_url_userinfo_in_either_form(sent: str) -> None:
 
 def test_basic_compares_every_credential_without_early_exit(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    same = postmark._same
+    same = auth.same
 
     def counting(got: bytes, want: bytes) -> bool:
         calls.append(1)
         return same(got, want)
 
-    monkeypatch.setattr(postmark, "_same", counting)
+    monkeypatch.setattr(postmark, "same", counting)
     src = source(basic_auth=[(USER, PASSWORD), (OLD_USER, OLD_PASSWORD), ("third", "credential")])
     counts = []
     for pairs in (raw(basic()), raw(basic("third", "credential")), raw(basic("nobody", "nothing"))):
@@ -277,8 +302,17 @@ def test_basic_compares_every_credential_without_early_exit(monkeypatch: pytest.
     assert counts == [12, 12, 12]  # 3 credentials * (username, password) * (as sent, decoded)
 
 
-def test_compares_fixed_length_digests() -> None:
-    assert len(postmark._digest(b"")) == len(postmark._digest(b"x" * 1000)) == 32
+def test_compares_fixed_length_digests(monkeypatch: pytest.MonkeyPatch) -> None:
+    lengths: list[tuple[int, int]] = []
+    compare = hmac.compare_digest
+
+    def recording(a: bytes, b: bytes) -> bool:
+        lengths.append((len(a), len(b)))
+        return compare(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", recording)  # what auth.same calls
+    assert not accepts(raw(basic("", "x" * 1000), token("y" * 1000)), BOTH)
+    assert lengths and set(lengths) == {(32, 32)}
 
 
 # --- secret header -------------------------------------------------------------------------------
@@ -321,7 +355,7 @@ def test_header_rotation_either_secret(value: str) -> None:
 
 def test_header_secret_in_utf8() -> None:
     src = source(header=HEADER, secrets=["jeton-élevé"])
-    verify(raw(token("jeton-élevé")), src)  # sent as UTF-8 bytes, which Starlette reads as latin-1
+    verify(raw(token("jeton-élevé")), src)  # sent as UTF-8 bytes, which Headers reads as latin-1
     assert not accepts(raw(token("jeton-eleve")), src)
 
 
@@ -360,7 +394,7 @@ def test_no_timestamp_to_be_stale(now: float) -> None:
     verify(raw(basic()), now=now)
 
 
-# --- sign and send_test_secret -------------------------------------------------------------------
+# --- sign and credential_headers -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -374,20 +408,20 @@ def test_no_timestamp_to_be_stale(now: float) -> None:
         pytest.param(f"{USER}:{PASSWORD}\nheader:{HEADER}:{TOKEN}", dict([basic(), token()]), id="both"),
     ],
 )
-def test_sign(secret: str, expected: dict[str, str]) -> None:
-    assert POSTMARK.sign(b"{}", secret, NOW) == {"Content-Type": "application/json", **expected}
+def test_credential_headers(secret: str, expected: dict[str, str]) -> None:
+    assert credential_headers(secret) == {"Content-Type": "application/json", **expected}
 
 
 @pytest.mark.parametrize("secret", [TOKEN, ""], ids=["bare-value", "empty"])
-def test_sign_without_a_usable_credential_is_not_possible(secret: str) -> None:
-    with pytest.raises(NotImplementedError, match="header:<Header-Name>:<value>"):
-        POSTMARK.sign(b"{}", secret, NOW)
+def test_credential_headers_without_a_usable_credential_is_not_possible(secret: str) -> None:
+    with pytest.raises(ValueError, match="header:<Header-Name>:<value>"):
+        credential_headers(secret)
 
 
 @pytest.mark.parametrize("secret", ["header::value", "header:X Token:value", "header:novalue"])
-def test_sign_malformed_header_credential(secret: str) -> None:
+def test_credential_headers_malformed_header_credential(secret: str) -> None:
     with pytest.raises(ValueError, match="header:<Header-Name>:<value>"):
-        POSTMARK.sign(b"{}", secret, NOW)
+        credential_headers(secret)
 
 
 @pytest.mark.parametrize(
@@ -395,9 +429,15 @@ def test_sign_malformed_header_credential(secret: str) -> None:
     [BASIC, ROTATING_BASIC, HEADER_ONLY, ROTATING_HEADER, BOTH],
     ids=["basic", "basic2", "header", "header2", "both"],
 )
-def test_send_test_secret_signs_what_verify_accepts(src: SourceSettings) -> None:
-    headers = POSTMARK.sign(b"{}", POSTMARK.send_test_secret(src), NOW)
+def test_sender_signs_what_verify_accepts(src: PostmarkSource) -> None:
+    body, headers = SENDER.sign(b"{}", src, NOW)
+    assert body == b"{}"  # Postmark signs nothing in the body
     verify(raw(*headers.items()), src)
+
+
+def test_sender_uses_the_first_credential_and_secret() -> None:
+    src = source(basic_auth=[(USER, PASSWORD), (OLD_USER, OLD_PASSWORD)], header=HEADER, secrets=[TOKEN, OLD_TOKEN])
+    assert SENDER.sign(b"{}", src, NOW)[1] == {"Content-Type": "application/json", **dict([basic(), token()])}
 
 
 # --- normalise: the fixtures ---------------------------------------------------------------------
@@ -770,8 +810,7 @@ def test_examples_exist_for_everything_postmark_sends() -> None:
 
 @pytest.mark.parametrize("event_type", EXAMPLE_TYPES)
 def test_example_signs_verifies_and_normalises(event_type: str) -> None:
-    body = POSTMARK.example(event_type, NOW_DT)
-    headers = POSTMARK.sign(body, POSTMARK.send_test_secret(BOTH), NOW)
+    body, headers = SENDER.sign(SENDER.example(event_type, NOW_DT), BOTH, NOW)
     verify(raw(*headers.items()), BOTH, body)
     event = normalise(body)
     assert (event.event_type, event.occurred_at) == (event_type, NOW_DT)
@@ -779,16 +818,16 @@ def test_example_signs_verifies_and_normalises(event_type: str) -> None:
 
 
 def test_example_times_in_postmarks_form() -> None:
-    assert json.loads(POSTMARK.example("message.delivered", NOW_DT))["DeliveredAt"] == "2025-08-08T20:15:12.3456780Z"
+    assert json.loads(SENDER.example("message.delivered", NOW_DT))["DeliveredAt"] == "2025-08-08T20:15:12.3456780Z"
 
 
 def test_examples_are_fresh_deliveries() -> None:
     for event_type in ("message.delivered", "message.hard_bounced"):
-        first, second = (normalise(POSTMARK.example(event_type, NOW_DT)) for _ in range(2))
+        first, second = (normalise(SENDER.example(event_type, NOW_DT)) for _ in range(2))
         assert first.event_id != second.event_id
 
 
 @pytest.mark.parametrize("event_type", ["message.created", "webhook.test", UNMAPPED])
 def test_example_of_an_event_postmark_does_not_send(event_type: str) -> None:
-    with pytest.raises(NotImplementedError, match="Postmark sends no"):
-        POSTMARK.example(event_type, NOW_DT)
+    with pytest.raises(ValueError, match="Postmark sends no"):
+        SENDER.example(event_type, NOW_DT)

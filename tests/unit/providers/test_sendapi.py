@@ -1,4 +1,5 @@
-"""SendAPI provider: `sha256=<hex>` body signatures, key forms, rotation, payload mapping (spec §3)."""
+"""SendAPI provider: `sha256=<hex>` body signatures, key forms, rotation, payload mapping
+(docs/providers.md#sendapi-sendapi)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
-from starlette.datastructures import Headers
 
-from bridge.errors import PayloadInvalid, SignatureInvalid
+from bridge import config
+from bridge.errors import ConfigError, PayloadInvalid, SignatureInvalid
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
+from bridge.headers import Headers
 from bridge.providers import PROVIDERS
-from bridge.providers.sendapi import SendAPI
-from bridge.settings import SourceSettings
-from tests.unit.providers import helpers
-from tests.unit.providers.helpers import Pairs, file_name, fits_schema, fixture_files, raw
+from bridge.providers.base import ProviderIO
+from bridge.providers.sendapi import SendAPI, SendAPISender, SendAPISource, signature_headers
+from tests.support import providers as helpers
+from tests.support.providers import Pairs, file_name, fits_schema, fixture_files, raw
 
 SENDAPI = SendAPI()
+SENDER = SendAPISender()
 FIXTURES = helpers.FIXTURES / "sendapi"
 FIXTURE_FILES = fixture_files("sendapi")
 
@@ -34,8 +36,9 @@ BODY = (FIXTURES / "email.bounced.json").read_bytes()
 DIGEST = "0039a4040545c9c225a6e86fe0625d0f60a01537a4caf036b461ff64ab157f31"
 OTHER = "whsec_some-other-secret"
 
-# [U] A hex secret of the docs' shape (`whsec_a7c8d9e0f1…`): the whole string, or its hex-decoded
-# suffix, may be the key. openssl `-hmac "$HEX_SECRET"` and `-macopt hexkey:<suffix>` respectively.
+# A hex secret of the docs' shape (`whsec_a7c8d9e0f1…`): the whole string, or its hex-decoded suffix,
+# may be the key (unconfirmed, see docs/providers.md). openssl `-hmac "$HEX_SECRET"` and
+# `-macopt hexkey:<suffix>` respectively.
 HEX_SECRET = "whsec_7f3a9c1e5b2d8f4a6c0e9b3d7a1f5c2e8b4d6a0f3c9e7b1d5a2f8c4e6b0d9a3f"
 HEX_AS_IS_DIGEST = "aef8438bf424b7510ab9220b53893793738de783cccc6a55408afbf55db7ec55"
 HEX_DECODED_DIGEST = "1604c8b8452fc7d8f6b51fc44c59ab20cadfa42b53e1fabd2d5490fe321e256d"
@@ -61,13 +64,13 @@ def sha256(key: str | bytes = SECRET, body: bytes = BODY) -> Pairs:
     return signed(f"sha256={hex_hmac(key, body)}")
 
 
-def source(*secrets: str, **extra: Any) -> SourceSettings:
-    return SourceSettings.model_validate(
+def source(*secrets: str, **extra: Any) -> SendAPISource:
+    return SendAPISource.model_validate(
         {"name": "sa", "provider": "sendapi", "secrets": list(secrets or [SECRET]), **extra}
     )
 
 
-def verify(pairs: Pairs, body: bytes = BODY, src: SourceSettings | None = None, now: float = T) -> None:
+def verify(pairs: Pairs, body: bytes = BODY, src: SendAPISource | None = None, now: float = T) -> None:
     SENDAPI.verify(Headers(raw=pairs), body, src or source(), now)
 
 
@@ -97,7 +100,8 @@ def test_vector_verifies() -> None:
 
 
 def test_registered_under_its_name() -> None:
-    assert isinstance(PROVIDERS["sendapi"], SendAPI)
+    assert PROVIDERS["sendapi"].source is SendAPISource
+    assert isinstance(PROVIDERS["sendapi"].build(ProviderIO.default()), SendAPI)
 
 
 @pytest.mark.parametrize(
@@ -159,7 +163,7 @@ def test_rotation_third_secret_rejected() -> None:
         verify(sha256("whsec_third-secret"), src=ROTATING)
 
 
-# --- [U] key forms -------------------------------------------------------------------------------
+# --- key forms (unconfirmed, see docs/providers.md) -------------------------------------------------------------------
 
 
 def test_hex_vectors_are_what_hmac_gives() -> None:
@@ -204,8 +208,8 @@ def test_other_key_forms_rejected(secret: str, key: bytes) -> None:
     ],
 )
 def test_check_rejects(extra: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValidationError, match=message):
-        SourceSettings.model_validate({"name": "sa", "provider": "sendapi", "secrets": [SECRET]} | extra)
+    with pytest.raises(ConfigError, match=message):
+        config.parse_source({"name": "sa", "provider": "sendapi", "secrets": [SECRET]} | extra)
 
 
 def test_check_accepts_secrets_alone() -> None:
@@ -216,10 +220,14 @@ def test_check_accepts_secrets_alone() -> None:
 
 
 def test_sign_reproduces_the_vector() -> None:
-    assert SENDAPI.sign(BODY, SECRET, T) == {
+    assert signature_headers(BODY, SECRET) == {
         "X-SendAPI-Signature": f"sha256={DIGEST}",
         "Content-Type": "application/json",
     }
+
+
+def test_sender_signs_with_the_first_secret_and_leaves_the_body() -> None:
+    assert SENDER.sign(BODY, source(SECRET, OTHER), T) == (BODY, signature_headers(BODY, SECRET))
 
 
 # --- 2. normaliser -------------------------------------------------------------------------------
@@ -612,8 +620,7 @@ PRODUCED = [
 
 @pytest.mark.parametrize("event_type", PRODUCED)
 def test_example_signs_verifies_normalises_and_fits(event_type: str) -> None:
-    body = SENDAPI.example(event_type, NOW_DT)
-    headers = SENDAPI.sign(body, SECRET, NOW_DT.timestamp())
+    body, headers = SENDER.sign(SENDER.example(event_type, NOW_DT), source(), NOW_DT.timestamp())
     verify(raw(*headers.items()), body)
     event = normalise(body)
     assert event.event_type != UNMAPPED
@@ -633,17 +640,17 @@ def test_example_signs_verifies_normalises_and_fits(event_type: str) -> None:
     ],
 )
 def test_example_for_a_canonical_type(event_type: str, provider_event: str, channel: str) -> None:
-    event = normalise(SENDAPI.example(event_type, NOW_DT))
+    event = normalise(SENDER.example(event_type, NOW_DT))
     assert (event.event_type, event.provider_event, event.channel) == (event_type, provider_event, channel)
 
 
 def test_example_of_an_event_sendapi_does_not_send_is_unmapped() -> None:
-    event = normalise(SENDAPI.example("webhook.test", NOW_DT))
+    event = normalise(SENDER.example("webhook.test", NOW_DT))
     assert (event.event_type, event.provider_event) == (UNMAPPED, "webhook.test")
     assert fits_schema(event)
 
 
 @pytest.mark.parametrize("event_type", ["message.delivered", "email.opened", "session.disconnected"])
 def test_examples_are_fresh_deliveries(event_type: str) -> None:
-    first, second = (normalise(SENDAPI.example(event_type, NOW_DT)) for _ in range(2))
+    first, second = (normalise(SENDER.example(event_type, NOW_DT)) for _ in range(2))
     assert first.event_id != second.event_id

@@ -1,4 +1,5 @@
-"""SendGrid provider: ECDSA verification, agreement with the official SDK, payload mapping (spec §4.3)."""
+"""SendGrid provider: ECDSA verification, agreement with the official SDK, payload mapping
+(docs/providers.md#sendgrid-sendgrid)."""
 
 from __future__ import annotations
 
@@ -12,25 +13,26 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from pydantic import ValidationError
 from sendgrid.helpers.eventwebhook import EventWebhook
-from starlette.datastructures import Headers
 
-from bridge.errors import PayloadInvalid, SignatureInvalid, StaleTimestamp
+from bridge import config
+from bridge.errors import ConfigError, PayloadInvalid, SignatureInvalid, StaleTimestamp
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
+from bridge.headers import Headers
 from bridge.providers import PROVIDERS
 from bridge.providers import sendgrid as module
-from bridge.providers.sendgrid import SendGrid, SendGridKeys
-from bridge.settings import SourceSettings
-from tests.unit.providers import helpers
-from tests.unit.providers.helpers import TOLERANCES, Pairs, file_name, fits_schema, fixture_files, is_fresh, raw
+from bridge.providers.base import ProviderIO
+from bridge.providers.sendgrid import SendGrid, SendGridSender, SendGridSource, signature_headers
+from tests.support import providers as helpers
+from tests.support.providers import TOLERANCES, Pairs, file_name, fits_schema, fixture_files, is_fresh, raw
 
 SENDGRID = SendGrid()
+SENDER = SendGridSender()
 FIXTURES = helpers.FIXTURES / "sendgrid"
 FIXTURE_FILES = fixture_files("sendgrid")
 RECEIVED = datetime(2025, 8, 9, 12, 0, tzinfo=UTC)
 
-# The published vector (spec §4.3; sendgrid-python test/unit/test_eventwebhook.py).
+# The published vector (docs/providers.md#sendgrid-sendgrid; sendgrid-python test/unit/test_eventwebhook.py).
 VECTOR_KEY = (
     "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE83T4O/n84iotIvIW4mdBgQ/7dAfSmpqIM8kF9mN1flpVKS3GRqe62gw+"
     "2fNNRaINXvVpiglSI8eNEc6wEA3F+g=="
@@ -96,8 +98,8 @@ def by(key: ec.EllipticCurvePrivateKey = KEY, t: int | str = T, body: bytes = BO
     return signed(ecdsa(key, str(t).encode() + body), t)
 
 
-def source(*keys: str, secrets: tuple[str, ...] = (), tolerance: int = 300) -> SourceSettings:
-    return SourceSettings.model_validate(
+def source(*keys: str, secrets: tuple[str, ...] = (), tolerance: int = 300) -> SendGridSource:
+    return SendGridSource.model_validate(
         {
             "name": "sg",
             "provider": "sendgrid",
@@ -111,7 +113,7 @@ def source(*keys: str, secrets: tuple[str, ...] = (), tolerance: int = 300) -> S
 VECTOR_SOURCE = source(VECTOR_KEY)
 
 
-def verify(pairs: Pairs, body: bytes = BODY, now: float = T, src: SourceSettings | None = None) -> None:
+def verify(pairs: Pairs, body: bytes = BODY, now: float = T, src: SendGridSource | None = None) -> None:
     SENDGRID.verify(Headers(raw=pairs), body, src or source(), now)
 
 
@@ -126,8 +128,8 @@ def one(**fields: Any) -> CanonicalEvent:
 
 
 def config_error(**fields: Any) -> str:
-    with pytest.raises(ValidationError) as caught:
-        SourceSettings.model_validate({"name": "sg", "provider": "sendgrid"} | fields)
+    with pytest.raises(ConfigError) as caught:
+        config.parse_source({"name": "sg", "provider": "sendgrid"} | fields)
     return str(caught.value)
 
 
@@ -135,7 +137,8 @@ def config_error(**fields: Any) -> str:
 
 
 def test_registered_under_its_name() -> None:
-    assert isinstance(PROVIDERS["sendgrid"], SendGrid)
+    assert PROVIDERS["sendgrid"].source is SendGridSource
+    assert isinstance(PROVIDERS["sendgrid"].build(ProviderIO.default()), SendGrid)
 
 
 def test_spec_vector_is_the_sdk_test_body() -> None:
@@ -256,8 +259,8 @@ def test_rotation_vector_verifies_in_either_position(keys: tuple[str, str]) -> N
 
 def test_keys_are_parsed_once_at_check(monkeypatch: pytest.MonkeyPatch) -> None:
     src = source(public_b64(KEY))
-    assert isinstance(src.parsed_options, SendGridKeys)
-    assert [public_b64(key) for key in src.parsed_options.public_keys] == [public_b64(KEY)]
+    assert all(isinstance(key, ec.EllipticCurvePublicKey) for key in src.verification_keys)
+    assert [public_b64(key) for key in src.verification_keys] == [public_b64(KEY)]
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a key was parsed per request")
@@ -266,7 +269,7 @@ def test_keys_are_parsed_once_at_check(monkeypatch: pytest.MonkeyPatch) -> None:
     verify(by(), src=src)
 
 
-# --- check(): configuration errors name the key ------------------------------------------------
+# --- the source model: configuration errors name the key --------------------------------------------
 
 NOT_SPKI = "base64, but not a DER SubjectPublicKeyInfo"
 P384 = public_b64(ec.generate_private_key(ec.SECP384R1()))
@@ -298,7 +301,9 @@ def test_invalid_public_key_is_a_config_error_naming_it(keys: list[str], named: 
 
 
 def test_missing_options_named() -> None:
-    assert "options.public_keys: Field required" in config_error()
+    # `options` is required as a whole: SendGrid cannot be verified without its public keys.
+    assert "options: Field required" in config_error()
+    assert "options.public_keys: Field required" in config_error(options={})
 
 
 def test_unknown_option_named() -> None:
@@ -320,7 +325,7 @@ def test_invalid_signing_secret_is_a_config_error_naming_it(secret: str, named: 
 
 @pytest.mark.parametrize("secret", [private_b64(KEY), pem(private_b64(KEY), "PRIVATE KEY")], ids=["der", "pem"])
 def test_signing_secret_forms_accepted(secret: str) -> None:
-    assert isinstance(source(secrets=(secret,)).parsed_options, SendGridKeys)
+    assert [public_b64(key) for key in source(secrets=(secret,)).verification_keys] == [public_b64(KEY)]
 
 
 def test_no_secret_needed() -> None:
@@ -379,8 +384,8 @@ def test_sdk_takes_a_non_numeric_timestamp_we_refuse() -> None:
 
 @pytest.mark.parametrize("path", [None, *FIXTURE_FILES], ids=lambda p: p.name if p else "example")
 def test_sdk_accepts_our_sign(path: Path | None) -> None:
-    body = path.read_bytes() if path else SENDGRID.example("message.delivered", RECEIVED)
-    headers = SENDGRID.sign(body, private_b64(KEY), T)
+    body = path.read_bytes() if path else SENDER.example("message.delivered", RECEIVED)
+    headers = signature_headers(body, private_b64(KEY), T)
     webhook = EventWebhook(public_b64(KEY))
     assert webhook.verify_signature(
         body.decode(),
@@ -729,6 +734,7 @@ def test_raw_keeps_unicode_unescaped() -> None:
         pytest.param(b'[{"event":"open","timestamp":true}]', id="boolean-timestamp"),
         pytest.param(b'[{"event":"open","timestamp":1e300}]', id="timestamp-out-of-range"),
         pytest.param(b'[{"event":"open","timestamp":100000000000000000000000}]', id="huge-integer-timestamp"),
+        pytest.param(b'[{"event":"open","timestamp":1' + b"0" * 400 + b"}]", id="integer-beyond-a-float"),
         pytest.param(b'[{"event":"open","timestamp":NaN}]', id="nan"),
         pytest.param(b'[{"event":"open","timestamp":1,"x":Infinity}]', id="infinity"),
         pytest.param('[{"event":"open","timestamp":1}]'.encode("utf-16"), id="utf-16"),
@@ -762,7 +768,7 @@ NOW = int(NOW_DT.timestamp())
 
 
 def test_sign_headers() -> None:
-    headers = SENDGRID.sign(BODY, private_b64(KEY), T + 0.9)
+    headers = signature_headers(BODY, private_b64(KEY), T + 0.9)
     assert set(headers) == {
         "X-Twilio-Email-Event-Webhook-Signature", "X-Twilio-Email-Event-Webhook-Timestamp", "Content-Type"
     }  # fmt: skip
@@ -773,26 +779,33 @@ def test_sign_headers() -> None:
 
 @pytest.mark.parametrize("secret", [private_b64(KEY), pem(private_b64(KEY), "PRIVATE KEY")], ids=["der", "pem"])
 def test_sign_then_verify(secret: str) -> None:
-    verify(raw(*SENDGRID.sign(BODY, secret, T).items()))
+    verify(raw(*signature_headers(BODY, secret, T).items()))
 
 
 def test_sign_with_a_public_key_says_what_it_needs() -> None:
     with pytest.raises(ValueError, match="secret: base64, but not an unencrypted DER PKCS#8 private key"):
-        SENDGRID.sign(BODY, VECTOR_KEY, T)
+        signature_headers(BODY, VECTOR_KEY, T)
 
 
 def test_sign_without_a_secret_says_what_it_needs() -> None:
-    # `bridge send-test` passes "" for a source without secrets, the usual case for SendGrid.
+    # A source without secrets is the usual case for SendGrid: it verifies, but send-test cannot sign.
     with pytest.raises(ValueError, match="signing needs a P-256 private key"):
-        SENDGRID.sign(BODY, "", T)
+        SENDER.sign(BODY, source(), T)
+
+
+def test_sender_signs_with_the_first_secret_and_leaves_the_body() -> None:
+    src = source(public_b64(KEY), secrets=(private_b64(KEY), private_b64(STRANGER)))
+    body, headers = SENDER.sign(BODY, src, T)
+    assert body == BODY
+    verify(raw(*headers.items()), src=source(public_b64(KEY)))
 
 
 @pytest.mark.parametrize("event_type", SENDABLE)
 def test_example_signs_verifies_and_normalises(event_type: str) -> None:
     src = source(public_b64(KEY), secrets=(private_b64(KEY),))
-    body = SENDGRID.example(event_type, NOW_DT)
+    body = SENDER.example(event_type, NOW_DT)
     assert body.endswith(b"}]\r\n")
-    headers = SENDGRID.sign(body, src.secret_values()[0], NOW)  # what `bridge send-test` does
+    body, headers = SENDER.sign(body, src, NOW)  # what `bridge send-test` does
     verify(raw(*headers.items()), body, now=NOW, src=src)
     [event] = normalise(body)
     assert (event.event_type, event.occurred_at, event.recipient) == (event_type, NOW_DT, "user@example.com")
@@ -803,19 +816,19 @@ def test_example_signs_verifies_and_normalises(event_type: str) -> None:
 
 @pytest.mark.parametrize("event_type", ["message.sent", "webhook.test", "suppression.added", "message.inbound"])
 def test_example_of_a_type_sendgrid_never_sends_says_so(event_type: str) -> None:
-    with pytest.raises(NotImplementedError, match=f"SendGrid sends no event that maps to {event_type}"):
-        SENDGRID.example(event_type, NOW_DT)
+    with pytest.raises(ValueError, match=f"SendGrid sends no event that maps to {event_type}"):
+        SENDER.example(event_type, NOW_DT)
 
 
 def test_examples_are_fresh_deliveries() -> None:
-    first, second = (normalise(SENDGRID.example("message.delivered", NOW_DT))[0] for _ in range(2))
+    first, second = (normalise(SENDER.example("message.delivered", NOW_DT))[0] for _ in range(2))
     assert first.event_id != second.event_id
     assert first.message_id != second.message_id
 
 
 def test_example_details() -> None:
-    [bounce] = normalise(SENDGRID.example("message.hard_bounced", NOW_DT))
-    [deferred] = normalise(SENDGRID.example("message.deferred", NOW_DT))
+    [bounce] = normalise(SENDER.example("message.hard_bounced", NOW_DT))
+    [deferred] = normalise(SENDER.example("message.deferred", NOW_DT))
     assert dict(bounce.details) == {
         "reason": "550 5.1.1 The email account that you tried to reach does not exist",
         "smtp_status_code": 550,

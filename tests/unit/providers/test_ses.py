@@ -1,5 +1,5 @@
 """Amazon SES via SNS: SNS signatures, certificate URLs and cache, the subscription handshake, and the
-SES payload mapping (spec §4.5)."""
+SES payload mapping (docs/providers.md#amazon-ses-via-sns-ses)."""
 
 from __future__ import annotations
 
@@ -20,24 +20,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
-from starlette.datastructures import Headers
 
-from bridge.errors import PayloadInvalid, SignatureInvalid, Unavailable
+from bridge import config
+from bridge.errors import ConfigError, PayloadInvalid, SignatureInvalid, Unavailable
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers.ses import (
-    CERTIFICATE_TTL_SECONDS,
-    EXAMPLE_EVENTS,
-    EXAMPLE_TOPIC_ARN,
-    FETCH_MAX_BYTES,
-    SEND_TEST_CERT_URL,
-    CertificateCache,
-    FetchError,
-    Ses,
-    http_getter,
-)
-from bridge.settings import SourceSettings
-from tests.unit.providers import helpers
-from tests.unit.providers.helpers import file_name, fits_schema
+from bridge.fetch import FETCH_MAX_BYTES, FetchError, http_getter
+from bridge.headers import Headers
+from bridge.providers import PROVIDERS
+from bridge.providers.base import Handshaker, Preparer, ProviderIO
+from bridge.providers.ses import EXAMPLE_TOPIC_ARN, SEND_TEST_CERT_URL, Ses, SesSource
+from bridge.providers.ses.certificates import CERTIFICATE_TTL_SECONDS, CertificateCache
+from bridge.providers.ses.sender import EXAMPLE_EVENTS, SesSender, sign_body, sns_headers
+from tests.support import providers as helpers
+from tests.support.providers import file_name, fits_schema
 
 FIXTURES = helpers.FIXTURES / "ses"
 SES_FIXTURES = sorted(path for path in FIXTURES.glob("*.json") if not path.name.startswith("sns."))
@@ -163,9 +158,9 @@ class FakeGet:
         return self.pages[url]
 
 
-def source(**options: Any) -> SourceSettings:
+def source(**options: Any) -> SesSource:
     secrets = options.pop("secrets", [])
-    return SourceSettings.model_validate(
+    return SesSource.model_validate(
         {"name": "ses-prod", "provider": "ses", "secrets": secrets, "options": {"topic_arns": [TOPIC]} | options}
     )
 
@@ -173,17 +168,22 @@ def source(**options: Any) -> SourceSettings:
 SOURCE = source()
 
 
+def authenticate(ses: Ses, headers: Headers, body: bytes, src: SesSource, now: float) -> None:
+    """What the pipeline does: `prepare` (the certificate fetch), then the pure `verify`."""
+    asyncio.run(ses.prepare(headers, body, src, now))
+    ses.verify(headers, body, src, now)
+
+
 def run_verify(
     body: bytes,
-    src: SourceSettings = SOURCE,
+    src: SesSource = SOURCE,
     fetch: FakeGet | None = None,
     headers: dict[str, str] | None = None,
     now: float = NOW,
     ses: Ses | None = None,
 ) -> FakeGet:
     fetch = fetch or FakeGet()
-    provider = ses or Ses(fetch_certificate=fetch)
-    asyncio.run(provider.verify(Headers(headers or {}), body, src, now))
+    authenticate(ses or Ses(fetch_certificate=fetch), Headers(headers or {}), body, src, now)
     return fetch
 
 
@@ -208,7 +208,7 @@ def fixture_events(path: Path) -> list[CanonicalEvent]:
 
 # --- 1. the published vector: real AWS-signed deliveries -------------------------------------------------
 
-AWS_SOURCE = SourceSettings.model_validate(
+AWS_SOURCE = SesSource.model_validate(
     {
         "name": "keila",
         "provider": "ses",
@@ -250,8 +250,33 @@ def test_real_aws_vector_from_an_unlisted_topic_is_rejected() -> None:
 # --- 2. signature versions, tampering, wrong certificate ---------------------------------------------
 
 
-def test_verify_is_a_coroutine_function() -> None:
-    assert inspect.iscoroutinefunction(Ses.verify)
+def test_verify_is_synchronous_and_the_io_is_in_prepare() -> None:
+    assert not inspect.iscoroutinefunction(Ses.verify)
+    assert inspect.iscoroutinefunction(Ses.prepare)
+    assert isinstance(Ses(), Preparer) and isinstance(Ses(), Handshaker)
+
+
+def test_verify_without_prepare_has_no_key_for_an_unpinned_certificate() -> None:
+    fetch = FakeGet()
+    with pytest.raises(SignatureInvalid, match="neither pinned nor fetched"):
+        Ses(fetch_certificate=fetch).verify(Headers(), encode(GOOD), SOURCE, NOW)
+    assert fetch.calls == []
+
+
+def test_verify_without_prepare_uses_a_pinned_certificate() -> None:
+    Ses(fetch_certificate=FakeGet({})).verify(
+        Headers(), encode(GOOD), source(certificates={CERT_URL: CERT.decode()}), NOW
+    )
+
+
+def test_prepare_fetches_and_caches_what_verify_then_uses() -> None:
+    fetch = FakeGet()
+    ses = Ses(fetch_certificate=fetch)
+    asyncio.run(ses.prepare(Headers(), encode(GOOD), SOURCE, NOW))
+    assert fetch.calls == [CERT_URL]
+    ses.verify(Headers(), encode(GOOD), SOURCE, NOW + 60)
+    asyncio.run(ses.prepare(Headers(), encode(GOOD), SOURCE, NOW + 60))
+    assert fetch.calls == [CERT_URL]
 
 
 @pytest.mark.parametrize("version", ["1", "2"])
@@ -523,7 +548,10 @@ def test_an_unpinned_url_is_fetched_even_where_others_are_pinned() -> None:
 
 
 def get_with(handler: Callable[[httpx.Request], httpx.Response], url: str = CERT_URL) -> bytes:
-    return asyncio.run(http_getter(httpx.MockTransport(handler))(url))
+    async def get() -> bytes:
+        return await http_getter(httpx.MockTransport(handler))(url)
+
+    return asyncio.run(get())
 
 
 def test_default_getter_returns_the_body() -> None:
@@ -572,7 +600,7 @@ def handshake(
     ses = Ses(fetch_certificate=FakeGet(), get_url=get)
     body = encode(signed(envelope))
     src = source(confirm_subscriptions=confirm)
-    asyncio.run(ses.verify(Headers(), body, src, NOW))
+    authenticate(ses, Headers(), body, src, NOW)
     return asyncio.run(ses.handshake(delivery(body), src)), get
 
 
@@ -641,8 +669,8 @@ def test_handshake_never_gets_a_subscribe_url_off_sns(url: str) -> None:
 
 
 def config_error(options: dict[str, Any], secrets: list[str] | None = None) -> str:
-    with pytest.raises(ValueError) as caught:
-        SourceSettings.model_validate({"name": "s", "provider": "ses", "secrets": secrets or [], "options": options})
+    with pytest.raises(ConfigError) as caught:
+        config.parse_source({"name": "s", "provider": "ses", "secrets": secrets or [], "options": options})
     return str(caught.value)
 
 
@@ -676,9 +704,26 @@ def test_a_complete_configuration_is_accepted() -> None:
         confirm_subscriptions=True,
         secrets=[private_pem(KEY)],
     )
-    assert src.parsed_options.topic_arns == {TOPIC, OTHER_TOPIC}
-    assert src.parsed_options.confirm_subscriptions is True
-    assert list(src.parsed_options.pinned) == [CERT_URL]
+    assert src.options.topic_arns == [TOPIC, OTHER_TOPIC]
+    assert src.options.confirm_subscriptions is True
+    assert list(src.pinned_keys) == [CERT_URL]
+    assert src.pinned_keys[CERT_URL].public_numbers() == KEY.public_key().public_numbers()
+
+
+def test_a_bad_source_is_a_validation_error_naming_the_key() -> None:
+    with pytest.raises(ValueError, match=r"options\.topic_arns: list at least one TopicArn"):
+        SesSource.model_validate({"name": "s", "provider": "ses", "options": {"topic_arns": []}})
+
+
+def test_the_registry_builds_ses_with_the_apps_getter() -> None:
+    spec = PROVIDERS["ses"]
+    assert (spec.source, spec.sender) == (SesSource, SesSender)
+    assert isinstance(spec.build(ProviderIO.default()), Ses)
+    fetch = FakeGet()
+    ses = spec.build(ProviderIO(http_get=fetch))
+    assert isinstance(ses, Ses)
+    authenticate(ses, Headers(), encode(GOOD), SOURCE, NOW)
+    assert fetch.calls == [CERT_URL]
 
 
 # --- 8. normaliser: the fixtures --------------------------------------------------------------------------
@@ -1052,24 +1097,52 @@ def test_verified_but_unusable_bodies_are_payload_invalid(body: bytes) -> None:
         Ses().normalise(delivery(body))
 
 
-# --- 10. sign / sign_body / example (bridge send-test) ---------------------------------------------------
+# --- 10. SesSender, sign_body, sns_headers (bridge send-test) ---------------------------------------------
 
-SEND_TEST_SOURCE = source(topic_arns=[EXAMPLE_TOPIC_ARN], certificates={SEND_TEST_CERT_URL: CERT.decode()})
+SENDER = SesSender()
+SEND_TEST_SOURCE = source(
+    topic_arns=[EXAMPLE_TOPIC_ARN], certificates={SEND_TEST_CERT_URL: CERT.decode()}, secrets=[private_pem(KEY)]
+)
 
 
 @pytest.mark.parametrize("event_type", sorted(EXAMPLE_EVENTS))
 def test_examples_signed_with_sign_body_verify_and_normalise_to_their_type(event_type: str) -> None:
     ses = Ses(fetch_certificate=FakeGet({}))
-    body = ses.sign_body(ses.example(event_type, datetime.now(UTC)), private_pem(KEY), NOW)
-    asyncio.run(ses.verify(Headers(ses.sign(body, private_pem(KEY), NOW)), body, SEND_TEST_SOURCE, NOW))
+    body = sign_body(SENDER.example(event_type, datetime.now(UTC)), private_pem(KEY))
+    authenticate(ses, Headers(sns_headers(body)), body, SEND_TEST_SOURCE, NOW)
     [event] = ses.normalise(delivery(body))
     assert event.event_type == event_type
     assert event.recipient == "recipient@example.com"
     assert fits_schema(event)
 
 
+@pytest.mark.parametrize("event_type", sorted(EXAMPLE_EVENTS))
+def test_examples_signed_by_the_sender_verify_against_the_pinned_certificate(event_type: str) -> None:
+    """What `bridge send-test` posts: signed with the source's first secret, no fetch needed."""
+    fetch = FakeGet({})
+    body, headers = SENDER.sign(SENDER.example(event_type, datetime.now(UTC)), SEND_TEST_SOURCE, NOW)
+    assert headers == sns_headers(body)
+    run_verify(body, src=SEND_TEST_SOURCE, fetch=fetch, headers=headers)
+    assert fetch.calls == []
+
+
+def test_the_sender_signs_with_the_first_secret() -> None:
+    src = source(
+        topic_arns=[EXAMPLE_TOPIC_ARN],
+        certificates={SEND_TEST_CERT_URL: OTHER_CERT.decode()},
+        secrets=[private_pem(KEY), private_pem(OTHER_KEY)],
+    )
+    body, headers = SENDER.sign(SENDER.example("message.delivered", datetime.now(UTC)), src, NOW)
+    rejected(body, src=src, headers=headers)  # signed with KEY, not OTHER_KEY
+
+
+def test_the_sender_needs_a_secret_to_sign_with() -> None:
+    with pytest.raises(ValueError, match=r"secrets: .*PEM RSA private key"):
+        SENDER.sign(SENDER.example("message.delivered", datetime.now(UTC)), SOURCE, NOW)
+
+
 def test_the_delivered_example_wraps_an_ses_delivery_event_for_the_example_topic() -> None:
-    envelope = json.loads(Ses().example("message.delivered", datetime(2025, 8, 8, 20, 15, 12, tzinfo=UTC)))
+    envelope = json.loads(SENDER.example("message.delivered", datetime(2025, 8, 8, 20, 15, 12, tzinfo=UTC)))
     assert (envelope["Type"], envelope["TopicArn"], envelope["Timestamp"]) == (
         "Notification", EXAMPLE_TOPIC_ARN, "2025-08-08T20:15:12.000Z"
     )  # fmt: skip
@@ -1078,7 +1151,7 @@ def test_the_delivered_example_wraps_an_ses_delivery_event_for_the_example_topic
 
 @pytest.mark.parametrize("version", ["1", "2"])
 def test_sign_body_matches_the_independent_signer(version: str) -> None:
-    body = Ses().sign_body(encode(notification()), private_pem(KEY), NOW, version=version)
+    body = sign_body(encode(notification()), private_pem(KEY), version=version)
     envelope = json.loads(body)
     assert envelope["SigningCertURL"] == SEND_TEST_CERT_URL
     algorithm = hashes.SHA1() if version == "1" else hashes.SHA256()
@@ -1088,13 +1161,13 @@ def test_sign_body_matches_the_independent_signer(version: str) -> None:
 
 
 def test_sign_body_keeps_a_certificate_url_the_envelope_names() -> None:
-    body = Ses().sign_body(encode(notification(SigningCertURL=CERT_URL)), private_pem(KEY), NOW)
+    body = sign_body(encode(notification(SigningCertURL=CERT_URL)), private_pem(KEY))
     run_verify(body)
 
 
-def test_sign_returns_the_sns_headers_of_a_signed_envelope() -> None:
-    body = Ses().sign_body(encode(notification()), private_pem(KEY), NOW)
-    assert Ses().sign(body, private_pem(KEY), NOW) == {
+def test_sns_headers_are_those_of_a_signed_envelope() -> None:
+    body = sign_body(encode(notification()), private_pem(KEY))
+    assert sns_headers(body) == {
         "x-amz-sns-message-type": "Notification",
         "x-amz-sns-message-id": SNS_ID,
         "x-amz-sns-topic-arn": TOPIC,
@@ -1102,19 +1175,19 @@ def test_sign_returns_the_sns_headers_of_a_signed_envelope() -> None:
     }
 
 
-def test_sign_says_why_it_cannot_sign_an_unsigned_body() -> None:
-    with pytest.raises(NotImplementedError, match="sign_body"):
-        Ses().sign(Ses().example("message.delivered", datetime.now(UTC)), private_pem(KEY), NOW)
+def test_sns_headers_say_why_an_unsigned_body_cannot_be_sent() -> None:
+    with pytest.raises(ValueError, match="sign_body"):
+        sns_headers(SENDER.example("message.delivered", datetime.now(UTC)))
 
 
 def test_an_example_ses_does_not_send_is_refused() -> None:
     with pytest.raises(ValueError, match=r"SES sends no message\.inbound"):
-        Ses().example("message.inbound", datetime.now(UTC))
+        SENDER.example("message.inbound", datetime.now(UTC))
 
 
 def test_sign_body_needs_a_pem_private_key() -> None:
     with pytest.raises(ValueError, match="PEM RSA private keys"):
-        Ses().sign_body(encode(notification()), "whsec_not-a-key", NOW)
+        sign_body(encode(notification()), "whsec_not-a-key")
 
 
 def test_signing_key_fingerprints_differ() -> None:

@@ -1,5 +1,5 @@
 """Standard Webhooks / Svix / Resend: signature verification, agreement with the reference libraries
-(standardwebhooks 1.1.0, svix 2.9.1), payload mapping (spec §4.1, events.md)."""
+(standardwebhooks 1.1.0, svix 2.9.1), payload mapping (docs/providers.md, Standard Webhooks; docs/events.md)."""
 
 from __future__ import annotations
 
@@ -18,21 +18,30 @@ import svix.webhooks
 from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook as ReferenceWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
-from starlette.datastructures import Headers
 from svix.webhooks import Webhook as SvixWebhook
 
-from bridge.errors import PayloadInvalid, SignatureInvalid, StaleTimestamp
+from bridge import config
+from bridge.errors import ConfigError, PayloadInvalid, SignatureInvalid, StaleTimestamp
 from bridge.events import EVENT_TYPES, UNMAPPED, CanonicalEvent, Delivery
-from bridge.providers.standard_webhooks import StandardWebhooks, signing_key
-from bridge.settings import SourceSettings
-from tests.unit.providers import helpers
-from tests.unit.providers.helpers import TOLERANCES, Pairs, file_name, fits_schema, fixture_files, is_fresh, raw
+from bridge.headers import Headers
+from bridge.providers import PROVIDERS
+from bridge.providers.base import ProviderIO
+from bridge.providers.standard_webhooks import (
+    StandardWebhooks,
+    StandardWebhooksSender,
+    StandardWebhooksSource,
+    signature_headers,
+    signing_key,
+)
+from tests.support import providers as helpers
+from tests.support.providers import TOLERANCES, Pairs, file_name, fits_schema, fixture_files, is_fresh, raw
 
 PROVIDER = StandardWebhooks()
+SENDER = StandardWebhooksSender()
 FIXTURES = helpers.FIXTURES / "standard-webhooks"
 FIXTURE_FILES = fixture_files("standard-webhooks")
 
-# The published Svix vector (spec §4.1).
+# The published Svix vector (docs/providers.md#standard-webhooks-svix-resend-clerk-standard-webhooks).
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 MSG_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
 T = 1614265330
@@ -61,8 +70,8 @@ def v1(secret: str = SECRET, t: int = T, body: bytes = BODY, prefix: str = "svix
     return signed(reference_sign(secret, msg_id, t, body), msg_id, t, prefix)
 
 
-def source(*secrets: str, tolerance: int = 300) -> SourceSettings:
-    return SourceSettings.model_validate(
+def source(*secrets: str, tolerance: int = 300) -> StandardWebhooksSource:
+    return StandardWebhooksSource.model_validate(
         {
             "name": "resend",
             "provider": "standard-webhooks",
@@ -72,7 +81,7 @@ def source(*secrets: str, tolerance: int = 300) -> SourceSettings:
     )
 
 
-def verify(pairs: Pairs, body: bytes = BODY, now: float = T, src: SourceSettings | None = None) -> None:
+def verify(pairs: Pairs, body: bytes = BODY, now: float = T, src: StandardWebhooksSource | None = None) -> None:
     PROVIDER.verify(Headers(raw=pairs), body, src or source(), now)
 
 
@@ -153,6 +162,11 @@ def test_vector_verifies_under_either_header_set(prefix: str) -> None:
 def test_signing_key_is_the_base64_decoded_secret() -> None:
     assert signing_key(SECRET) == base64.b64decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
     assert signing_key(SECRET.removeprefix("whsec_")) == signing_key(SECRET)
+
+
+def test_registered_under_its_name() -> None:
+    assert PROVIDERS["standard-webhooks"].source is StandardWebhooksSource
+    assert isinstance(PROVIDERS["standard-webhooks"].build(ProviderIO.default()), StandardWebhooks)
 
 
 # --- 2. verifier ---------------------------------------------------------------------------------
@@ -303,13 +317,13 @@ def test_rotation_third_secret_rejected() -> None:
 )
 def test_check_rejects_bad_secrets(secrets: list[str], message: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)) as caught:
-        SourceSettings.model_validate({"name": "rs", "provider": "standard-webhooks", "secrets": secrets})
+        StandardWebhooksSource.model_validate({"name": "rs", "provider": "standard-webhooks", "secrets": secrets})
     assert "not base64!" not in str(caught.value).split("input_value")[0]  # the secret is not echoed
 
 
 def test_check_rejects_options() -> None:
-    with pytest.raises(ValidationError, match=re.escape("options.prefix: unknown key")):
-        SourceSettings.model_validate(
+    with pytest.raises(ConfigError, match=re.escape("options.prefix: unknown key")):
+        config.parse_source(
             {"name": "rs", "provider": "standard-webhooks", "secrets": [SECRET], "options": {"prefix": "svix"}}
         )
 
@@ -391,7 +405,7 @@ def test_svix_library_is_the_reference_library() -> None:
 @pytest.mark.parametrize("path", [None, *FIXTURE_FILES], ids=lambda p: p.name if p else "vector-body")
 def test_reference_libraries_accept_our_sign(path: Path | None) -> None:
     body = path.read_bytes() if path else BODY
-    headers = PROVIDER.sign(body, SECRET, NOW + 0.9)
+    headers = signature_headers(body, SECRET, NOW + 0.9)
     SvixWebhook(SECRET).verify(body, headers)
     webhook_named = {name.replace("svix-", "webhook-"): value for name, value in headers.items()}
     assert ReferenceWebhook(SECRET).verify(body, webhook_named) == json.loads(body)
@@ -399,7 +413,7 @@ def test_reference_libraries_accept_our_sign(path: Path | None) -> None:
 
 
 def test_sign_headers() -> None:
-    headers = PROVIDER.sign(BODY, SECRET, T + 0.9)
+    headers = signature_headers(BODY, SECRET, T + 0.9)
     assert headers == {
         "svix-id": "msg_" + hashlib.sha256(BODY).hexdigest()[:27],
         "svix-timestamp": str(T),
@@ -409,8 +423,12 @@ def test_sign_headers() -> None:
     verify(raw(*headers.items()))
 
 
+def test_sender_signs_with_the_first_secret_and_leaves_the_body() -> None:
+    assert SENDER.sign(BODY, source(SECRET, OTHER), T) == (BODY, signature_headers(BODY, SECRET, T))
+
+
 def test_sign_id_is_stable_for_a_body_and_differs_between_bodies() -> None:
-    first, again, other = (PROVIDER.sign(body, SECRET, T)["svix-id"] for body in (BODY, BODY, BODY + b" "))
+    first, again, other = (signature_headers(body, SECRET, T)["svix-id"] for body in (BODY, BODY, BODY + b" "))
     assert first == again != other
 
 
@@ -639,6 +657,8 @@ def test_occurred_at(fields: dict[str, Any], occurred_at: datetime) -> None:
         pytest.param(envelope(created_at=None, timestamp=True), id="boolean-timestamp"),
         pytest.param(envelope(created_at=None, timestamp=[1]), id="list-timestamp"),
         pytest.param(envelope(created_at=None, timestamp=1e300), id="huge-timestamp"),
+        pytest.param(envelope(created_at=None, timestamp=10**400), id="integer-beyond-a-float"),
+        pytest.param(envelope(created_at=None, timestamp=-1), id="negative-timestamp"),
         pytest.param(b'{"type":"x","timestamp":NaN,"data":{}}', id="nan-timestamp"),
         pytest.param(envelope().decode().encode("utf-16"), id="utf-16"),
     ],
@@ -671,8 +691,7 @@ SENDABLE = [
 
 @pytest.mark.parametrize("event_type", SENDABLE)
 def test_example_signs_verifies_and_normalises(event_type: str) -> None:
-    body = PROVIDER.example(event_type, NOW_DT)
-    headers = PROVIDER.sign(body, SECRET, NOW)
+    body, headers = SENDER.sign(SENDER.example(event_type, NOW_DT), source(), NOW)
     pairs = raw(*headers.items())
     verify(pairs, body, now=NOW)
     event = normalise(body, pairs)
@@ -681,7 +700,7 @@ def test_example_signs_verifies_and_normalises(event_type: str) -> None:
 
 
 def test_example_delivered_is_resend_shaped() -> None:
-    payload = json.loads(PROVIDER.example("message.delivered", NOW_DT))
+    payload = json.loads(SENDER.example("message.delivered", NOW_DT))
     assert (payload["type"], payload["created_at"]) == ("email.delivered", "2025-08-08T20:15:00.000Z")
     assert payload["data"]["to"] == ["user@example.com"]
     assert normalise(json.dumps(payload).encode()).message_id == payload["data"]["email_id"]
@@ -689,19 +708,19 @@ def test_example_delivered_is_resend_shaped() -> None:
 
 @pytest.mark.parametrize("resend_type", ["email.bounced", "email.opened", "contact.created"])
 def test_example_takes_resends_own_names(resend_type: str) -> None:
-    assert json.loads(PROVIDER.example(resend_type, NOW_DT))["type"] == resend_type
+    assert json.loads(SENDER.example(resend_type, NOW_DT))["type"] == resend_type
 
 
 @pytest.mark.parametrize("event_type", sorted(set(EVENT_TYPES) - set(SENDABLE)))
 def test_example_without_a_resend_event_says_so(event_type: str) -> None:
     with pytest.raises(ValueError, match=re.escape(f"Resend has no event for '{event_type}'; choose one of: ")):
-        PROVIDER.example(event_type, NOW_DT)
+        SENDER.example(event_type, NOW_DT)
 
 
 def test_examples_are_fresh_deliveries() -> None:
-    first, second = (PROVIDER.example("message.delivered", NOW_DT) for _ in range(2))
+    first, second = (SENDER.example("message.delivered", NOW_DT) for _ in range(2))
     assert normalise(first).message_id != normalise(second).message_id
-    assert PROVIDER.sign(first, SECRET, NOW)["svix-id"] != PROVIDER.sign(second, SECRET, NOW)["svix-id"]
+    assert signature_headers(first, SECRET, NOW)["svix-id"] != signature_headers(second, SECRET, NOW)["svix-id"]
 
 
 def test_non_ascii_secret_is_rejected_at_start_up() -> None:

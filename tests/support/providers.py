@@ -11,7 +11,7 @@ from bridge import avro
 from bridge.errors import StaleTimestamp
 from bridge.events import CanonicalEvent
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SCHEMAS = avro.load_schemas()
 
 Pairs = list[tuple[bytes, bytes]]

@@ -1,4 +1,4 @@
-"""The receiver's provider hooks: async verify, handshakes, the token endpoint, event-type allow-lists."""
+"""Routes and their provider capabilities: prepare before verify, handshakes, the token endpoint, allow-lists."""
 
 from __future__ import annotations
 
@@ -7,30 +7,42 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from starlette.datastructures import Headers
 from starlette.testclient import TestClient
 
-from bridge import settings as config
+from bridge import config
 from bridge.app import create_app
 from bridge.errors import SignatureInvalid
 from bridge.events import CanonicalEvent, Delivery
-from bridge.providers import PROVIDERS
-from bridge.providers.lettermint import Lettermint
+from bridge.headers import Headers
+from bridge.providers.lettermint import Lettermint, signature_headers
+from bridge.routes import Route
 from bridge.settings import SourceSettings
-from tests.unit.conftest import FIXED, MINIMAL_YAML, SECRET, SOURCE, FakePublisher, MockRegistry
-from tests.unit.test_app import DELIVERED, wait_until_registered
+from tests.support.fakes import (
+    DELIVERED,
+    FIXED,
+    MINIMAL_YAML,
+    SECRET,
+    SOURCE,
+    FakePublisher,
+    MockRegistry,
+    wait_until_registered,
+)
 
 
 class FakeProvider:
-    """Async verify (like SNS), a handshake on `{"control": ...}` bodies, and a token endpoint."""
+    """Stands in for the lettermint provider: `prepare` (like SNS's certificate fetch), a handshake on
+    `{"control": ...}` bodies, and a token endpoint; the source's first secret is its password."""
 
-    name = "fake"
+    def __init__(self) -> None:
+        self.prepared: list[bytes] = []
 
-    def check(self, source: SourceSettings) -> object:
-        return dict(source.options)
+    async def prepare(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
+        self.prepared.append(body)
 
-    async def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
-        if headers.get("x-fake-auth") != source.parsed_options["password"]:
+    def verify(self, headers: Headers, body: bytes, source: SourceSettings, now: float) -> None:
+        if body not in self.prepared:
+            raise AssertionError("verify ran before prepare")
+        if headers.get("x-fake-auth") != source.secret_values()[0]:
             raise SignatureInvalid("wrong fake password")
 
     async def handshake(self, delivery: Delivery, source: SourceSettings) -> dict[str, Any] | None:
@@ -39,38 +51,30 @@ class FakeProvider:
     def issue_token(
         self, form: Mapping[str, str], authorization: str | None, source: SourceSettings, now: float
     ) -> dict[str, Any]:
-        if form.get("client_secret") != source.parsed_options["password"]:
+        if form.get("client_secret") != source.secret_values()[0]:
             raise SignatureInvalid("bad client credentials")
         return {"access_token": f"token-for-{form.get('client_id')}", "token_type": "Bearer", "expires_in": 60}
 
     def normalise(self, delivery: Delivery) -> list[CanonicalEvent]:
         return [
-            CanonicalEvent(
+            CanonicalEvent.of(
+                delivery,
                 event_id=f"e{index}",
                 event_type=event_type,
-                provider=self.name,
-                source=delivery.source,
                 provider_event=event_type,
                 key=f"m{index}",
                 occurred_at=datetime.fromtimestamp(FIXED, UTC),
-                received_at=delivery.received_at,
                 raw="{}",
             )
             for index, event_type in enumerate(delivery.body.decode().split(","))
         ]
-
-    def sign(self, body: bytes, secret: str, now: float) -> dict[str, str]:
-        return {"x-fake-auth": secret}
-
-    def example(self, event_type: str, now: datetime) -> bytes:
-        return event_type.encode()
 
 
 FAKE_YAML = """
 kafka: {bootstrap_servers: "127.0.0.1:1"}
 schema_registry: {url: "mock://hooks"}
 sources:
-  - {name: fake, provider: fake, options: {password: open-sesame}, event_types: [message.delivered, message.opened]}
+  - {name: fake, provider: lettermint, secrets: [open-sesame], event_types: [message.delivered, message.opened]}
 """
 
 
@@ -80,17 +84,29 @@ def publisher() -> FakePublisher:
 
 
 @pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch, publisher: FakePublisher) -> Iterator[TestClient]:
-    monkeypatch.setitem(PROVIDERS, "fake", FakeProvider())
+def client(publisher: FakePublisher) -> Iterator[TestClient]:
     settings = config.parse(FAKE_YAML, environ={})
-    with TestClient(
-        create_app(settings, publisher=publisher, client=MockRegistry("hooks"), clock=lambda: FIXED)
-    ) as test:
+    app = create_app(
+        settings,
+        publisher=publisher,
+        client=MockRegistry("hooks"),
+        clock=lambda: FIXED,
+        providers={"lettermint": FakeProvider()},  # injected: nothing global is patched
+    )
+    with TestClient(app) as test:
         wait_until_registered(test)
         yield test
 
 
-def test_an_async_verify_is_awaited_and_can_refuse(client: TestClient, publisher: FakePublisher) -> None:
+def test_capabilities_are_resolved_once_per_route() -> None:
+    settings = config.parse(FAKE_YAML, environ={})
+    fake, real = Route.build(settings.sources[0], FakeProvider()), Route.build(settings.sources[0], Lettermint())
+    assert (fake.prepare, fake.handshake, fake.issue_token) != (None, None, None)
+    assert (real.prepare, real.handshake, real.issue_token) == (None, None, None)
+    assert real.private_headers == {"authorization", "proxy-authorization", "cookie"}
+
+
+def test_prepare_runs_before_verify_which_can_refuse(client: TestClient, publisher: FakePublisher) -> None:
     response = client.post("/webhooks/fake", content=b"message.delivered", headers={"x-fake-auth": "wrong"})
     assert (response.status_code, response.json()["error"]) == (401, "signature_invalid")
     assert publisher.records == []
@@ -159,7 +175,7 @@ def test_an_allow_list_naming_an_unknown_type_is_a_configuration_error() -> None
 
 def test_lettermint_refuses_options_it_does_not_have() -> None:
     yaml = MINIMAL_YAML.replace("secrets:", "options: {colour: blue}, secrets:")
-    with pytest.raises(config.ConfigError, match=r"sources\.0: options\.colour: unknown key"):
+    with pytest.raises(config.ConfigError, match=r"sources\.0\.options\.colour: unknown key"):
         config.parse(yaml, environ={})
 
 
@@ -171,7 +187,7 @@ def test_the_lettermint_signature_still_guards_the_route_with_an_allow_list(
     with TestClient(create_app(settings, publisher=publisher, client=registry, clock=lambda: FIXED)) as test:
         wait_until_registered(test)
         response = test.post(
-            f"/webhooks/{SOURCE}", content=DELIVERED, headers=Lettermint().sign(DELIVERED, SECRET, FIXED)
+            f"/webhooks/{SOURCE}", content=DELIVERED, headers=signature_headers(DELIVERED, SECRET, FIXED)
         )
     assert response.json()["filtered"] == ["9b0c4a4e-4e29-4d8b-8b3a-3f0f3e6d2f9b"]
     assert publisher.records == []

@@ -1,0 +1,98 @@
+"""The HTTP adapter for `POST /webhooks/{source}` (and `/token`): Request → Delivery, Outcome → response.
+
+Only this module and app.py know Starlette. Errors are raised, and app.py maps them to status codes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from bridge.errors import PayloadTooLarge, UnknownSource
+from bridge.events import Delivery
+from bridge.headers import Headers
+from bridge.pipeline import DeadLettered, HandshakeReply, Outcome, Pipeline
+from bridge.routes import Routes
+
+TOKEN_REQUEST_MAX_BYTES = 4096
+
+
+class Webhooks:
+    def __init__(
+        self, pipeline: Pipeline, routes: Routes, max_body_bytes: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._pipeline = pipeline
+        self._routes = routes
+        self._max_body_bytes = max_body_bytes
+        self._clock = clock
+
+    async def receive(self, request: Request) -> JSONResponse:
+        route = self._routes[request.path_params["source"]]
+        body = await read_body(request, self._max_body_bytes)
+        delivery = Delivery(
+            source=route.source.name,
+            provider=route.source.provider,
+            headers=Headers(raw=request.headers.raw),
+            body=body,
+            received_at=received_at(self._clock()),
+        )
+        return answer(await self._pipeline.process(route, delivery))
+
+    async def token(self, request: Request) -> JSONResponse:
+        """`POST /webhooks/{source}/token`: OAuth2 client credentials, for providers that fetch a token."""
+        route = self._routes[request.path_params["source"]]
+        if route.issue_token is None:
+            raise UnknownSource(f"source {route.source.name!r} ({route.source.provider}) has no token endpoint")
+        body = await read_body(request, TOKEN_REQUEST_MAX_BYTES)
+        form = token_form(body, request.headers.get("content-type", ""))
+        reply = route.issue_token(form, request.headers.get("authorization"), self._clock())
+        if reply is None:
+            raise UnknownSource(f"source {route.source.name!r} has no token endpoint configured")
+        return JSONResponse(reply, headers={"Cache-Control": "no-store"})
+
+
+def received_at(now: float) -> datetime:
+    """Milliseconds, as records carry it: a dead letter read back gives the same Delivery."""
+    moment = datetime.fromtimestamp(now, UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def answer(outcome: Outcome) -> JSONResponse:
+    if isinstance(outcome, HandshakeReply):
+        return JSONResponse(outcome.body)
+    if isinstance(outcome, DeadLettered):
+        return JSONResponse({"status": "dead-lettered", "reason": outcome.reason})
+    reply: dict[str, object] = {"status": "published", "events": [event.event_id for event in outcome.events]}
+    if outcome.filtered:
+        reply["filtered"] = [event.event_id for event in outcome.filtered]
+    return JSONResponse(reply)
+
+
+def token_form(body: bytes, content_type: str) -> dict[str, str]:
+    """RFC 6749 asks for a form; a JSON object of strings is accepted too (Lettr does not say which)."""
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return {str(key): item for key, item in value.items() if isinstance(item, str)} if isinstance(value, dict) else {}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
