@@ -12,16 +12,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
-import uvicorn
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from bridge import config
+from bridge import config, server
 from bridge.app import create_app, registry_client
 from bridge.avro import Encoder, load_schemas, subject_for
 from bridge.errors import BridgeError, ConfigError
 from bridge.events import DEAD_LETTER, topic_for
+from bridge.metrics import Metrics
 from bridge.providers import PROVIDERS
 from bridge.publisher import client_config
 from bridge.settings import CONFIG_ENV
@@ -54,13 +54,15 @@ def config_schema(settings: config.Settings | None, args: argparse.Namespace) ->
 
 
 def serve(settings: config.Settings, args: argparse.Namespace) -> int:
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    metrics: Metrics = app.state.metrics
+    server.serve(
+        app,
+        settings.server,
         host=args.host or settings.server.host,
         port=args.port or settings.server.port,
-        timeout_graceful_shutdown=int(settings.server.shutdown_timeout_seconds),
         log_level=args.log_level.lower(),
-        proxy_headers=False,
+        on_refused=lambda reason: metrics.connections_refused.labels(reason).inc(),
     )
     return 0
 

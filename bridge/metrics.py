@@ -50,6 +50,36 @@ class Metrics:
             ["source", "code"],
             registry=self.registry,
         )
+        self.connections_refused = Counter(
+            "bridge_connections_refused",
+            "Connections or requests cut off by the server's limits (timeouts, header caps, capacity), by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.aborted = Counter(
+            "bridge_aborted_requests",
+            "Requests whose client went away (or was cut off) before the body was read, by source.",
+            ["source"],
+            registry=self.registry,
+        )
+        self.failures = Counter(
+            "bridge_processing_failures",
+            "Authenticated deliveries whose processing failed unexpectedly (a bug), dead-lettered, by source.",
+            ["source", "provider"],
+            registry=self.registry,
+        )
+        self.unpublishable = Counter(
+            "bridge_unpublishable_records",
+            "Records larger than Kafka will take, by source; their delivery was dead-lettered or refused (413).",
+            ["source"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "bridge_rate_limited",
+            "Requests refused with 429 by a source's rate limit.",
+            ["source"],
+            registry=self.registry,
+        )
         self.publish_seconds = Histogram(
             "bridge_publish_seconds",
             "Time from produce to broker acknowledgement for one delivery.",

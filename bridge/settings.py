@@ -40,6 +40,22 @@ class ServerSettings(ConfigModel):
     publish_timeout_seconds: float = Field(10.0, gt=0, lt=PROVIDER_TIMEOUT_SECONDS)
     retry_after_seconds: int = Field(30, ge=1)
     shutdown_timeout_seconds: float = Field(20.0, gt=0)
+    # Connection hygiene: the internet reaches this port, slow or greedy clients must not hold it.
+    head_timeout_seconds: float = Field(
+        10.0, gt=0, description="From a request's first byte to the end of its headers; then 408 and close."
+    )
+    body_timeout_seconds: float = Field(
+        20.0, gt=0, description="From the end of the headers to the end of the body; then the connection is closed."
+    )
+    keep_alive_seconds: float = Field(
+        5.0, gt=0, description="How long a connection may sit idle, before its first request or between requests."
+    )
+    max_header_bytes: int = Field(16 * 1024, ge=1024, description="Request line plus headers; beyond it 431 and close.")
+    max_headers: int = Field(100, ge=8, description="Header lines per request; beyond it 431 and close.")
+    max_connections: int = Field(1000, ge=1, description="Open connections; beyond it new ones get 503 + Retry-After.")
+    max_concurrent_requests: int = Field(
+        256, ge=1, description="Requests being handled at once; beyond it 503 + Retry-After."
+    )
 
 
 class KafkaSettings(ConfigModel):

@@ -80,7 +80,7 @@ def token_form(body: bytes, content_type: str) -> dict[str, str]:
         return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     try:
         value = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deeply, too many digits
         return {}
     return {str(key): item for key, item in value.items() if isinstance(item, str)} if isinstance(value, dict) else {}
 

@@ -18,17 +18,29 @@ Details = dict[str, Any]  # CanonicalEvent.details: the fields of one event type
 # --- Payloads -------------------------------------------------------------------------------------
 
 
-def parse_json(body: bytes, parse_constant: Callable[[str], Any] | None = None) -> Any:
-    """The body as JSON. UTF-8 only (RFC 8259), though json.loads would guess UTF-16/32.
+def parse_json(
+    body: bytes | str,
+    parse_constant: Callable[[str], Any] | None = None,
+    error: type[Exception] = PayloadInvalid,
+    what: str = "body",
+) -> Any:
+    """`body` as JSON. Bytes must be UTF-8 (RFC 8259), though json.loads would guess UTF-16/32.
 
+    Every way the parser can fail is `error` (PayloadInvalid after verification; SignatureInvalid
+    where a provider signs inside the body): malformed text, nesting deeper than the interpreter's
+    recursion limit, integers longer than its digit limit.
     `parse_constant` is json.loads's hook for NaN and Infinity, for a caller that refuses them.
     """
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=parse_constant)
-    except UnicodeDecodeError as error:
-        raise PayloadInvalid(f"body is not UTF-8: {error}") from None
-    except json.JSONDecodeError as error:
-        raise PayloadInvalid(f"body is not JSON: {error}") from None
+        return json.loads(body.decode("utf-8") if isinstance(body, bytes) else body, parse_constant=parse_constant)
+    except UnicodeDecodeError as problem:
+        raise error(f"{what} is not UTF-8: {problem}") from None
+    except json.JSONDecodeError as problem:
+        raise error(f"{what} is not JSON: {problem}") from None
+    except RecursionError:
+        raise error(f"{what} is not usable JSON: nested too deeply") from None
+    except ValueError as problem:  # int(): more digits than sys.get_int_max_str_digits() allows
+        raise error(f"{what} is not usable JSON: {str(problem)[:120]}") from None
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:

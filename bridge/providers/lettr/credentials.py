@@ -153,7 +153,7 @@ def _token_signature(client: OAuthClient, signed: str) -> str:
 def _claims(payload: str) -> dict[str, Any]:
     try:
         claims = json.loads(_unb64(payload))
-    except (ValueError, UnicodeDecodeError):  # ValueError: bad base64 (binascii.Error) or bad JSON
+    except (ValueError, UnicodeDecodeError, RecursionError):  # ValueError: bad base64, bad JSON, too many digits
         raise SignatureInvalid("the Bearer token's claims are unreadable") from None
     if not isinstance(claims, dict):
         raise SignatureInvalid("the Bearer token's claims are not an object")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -16,6 +15,7 @@ from bridge.providers.fields import (
     as_list,
     no_details,
     object_field,
+    parse_json,
     parse_timestamp,
     smtp_fields,
     string_field,
@@ -101,10 +101,7 @@ SMTP_REPLY = re.compile(r"\s*(?:smtp;\s*)?([2-5][0-9]{2})(?:[ -]+([2-5]\.[0-9]{1
 
 
 def _ses_message(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise PayloadInvalid(f"Message is not SES JSON: {error}") from None
+    value = parse_json(text, what="Message (SES JSON)")
     if not isinstance(value, dict):
         raise PayloadInvalid(f"Message is JSON {type(value).__name__}, expected an SES event object")
     return value

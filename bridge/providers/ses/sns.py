@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bridge.errors import SignatureInvalid
 from bridge.headers import Headers
+from bridge.providers.fields import parse_json
 
 NOTIFICATION = "Notification"
 SUBSCRIPTION_CONFIRMATION = "SubscriptionConfirmation"
@@ -83,10 +83,7 @@ def check_signature(message: SignedMessage, key: rsa.RSAPublicKey) -> None:
 
 def parse_envelope(body: bytes, error: type[Exception]) -> dict[str, Any]:
     """The SNS JSON document; `error` is SignatureInvalid before verification, PayloadInvalid after."""
-    try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as problem:
-        raise error(f"body is not an SNS JSON document: {problem}") from None
+    value = parse_json(body, error=error, what="the SNS document")
     if not isinstance(value, dict):
         raise error(f"body is JSON {type(value).__name__}, expected an SNS message object")
     return value
