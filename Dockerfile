@@ -38,7 +38,8 @@ COPY --from=build /opt/bridge /opt/bridge
 ENV PATH=/opt/bridge/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    BRIDGE_CONFIG=/etc/bridge/bridge.yaml
+    BRIDGE_CONFIG=/etc/bridge/bridge.yaml \
+    BRIDGE_LOG_FORMAT=json
 
 USER 10001:10001
 EXPOSE 8000

@@ -132,6 +132,9 @@ class Acknowledged:
     async def ready(self) -> bool:
         return True
 
+    def problems(self) -> list[str]:
+        return []
+
     async def __aenter__(self) -> Acknowledged:
         return self
 
@@ -146,7 +149,7 @@ def cpu_per_delivery(payloads: list[bytes]) -> float:
     client.set_compatibility = lambda subject_name=None, level=None: level  # the mock lacks it
     encoder = Encoder(client, load_schemas(), "bench")
     encoder.register()
-    pipeline = Pipeline(encoder, Acknowledged(), Metrics(), "bench")
+    pipeline = Pipeline(encoder, Acknowledged(), Metrics(), "bench", max_record_bytes=10 * 1024 * 1024)
     route = Route.build(settings.sources[0], Lettermint())
     received = datetime.now(UTC)
     deliveries = [

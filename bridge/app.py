@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -19,13 +19,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.avro import Encoder, load_schemas
 from bridge.config import Settings
-from bridge.errors import BridgeError, RegistryUnavailable, Unavailable
+from bridge.errors import BridgeError, ClientAborted, RateLimited, RegistryUnavailable, Unavailable
 from bridge.events import DEAD_LETTER, EVENT_TYPES, topic_for
+from bridge.logs import RequestId
 from bridge.metrics import Metrics
 from bridge.pipeline import Pipeline
 from bridge.providers import build as build_providers
 from bridge.providers.base import Provider
 from bridge.publisher import KafkaPublisher, Publisher, TopicPlan
+from bridge.records import record_limit, topic_limit
 from bridge.routes import Routes
 from bridge.webhooks import Webhooks
 
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 REGISTRY_RETRY_SECONDS = 5.0
 REGISTRY_TIMEOUT_SECONDS = 5
 UNKNOWN_SOURCE_LABEL = "(unknown)"
+WEBHOOK_PATH = re.compile(r"/webhooks/([^/]+)(?:/token)?")
 
 
 def registry_client(settings: Settings) -> SchemaRegistryClient:
@@ -45,9 +48,26 @@ def all_topics(settings: Settings) -> list[str]:
     return [topic_for(settings.topics.prefix, name) for name in (*EVENT_TYPES, DEAD_LETTER)]
 
 
+def max_record_bytes(settings: Settings) -> int:
+    return record_limit(settings.server.max_body_bytes, settings.server.max_header_bytes)
+
+
 def source_label(routes: Routes, name: str) -> str:
     """A metric label: configured names only, so unauthenticated callers cannot add series."""
     return name if name in routes else UNKNOWN_SOURCE_LABEL
+
+
+class BridgeApp(Starlette):
+    """Starlette with the request counter outside its error middleware, so 500s are counted too."""
+
+    def __init__(self, *, metrics: Metrics, webhook_routes: Routes, **kwargs: Any) -> None:
+        self.metrics = metrics  # the server counts what its limits refuse into the same registry
+        self.webhook_routes = webhook_routes
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outermost: every answer, a 500 too, is counted and carries its X-Request-ID.
+        return RequestId(_CountStatus(super().build_middleware_stack(), self.metrics, self.webhook_routes))
 
 
 def create_app(
@@ -56,13 +76,13 @@ def create_app(
     client: SchemaRegistryClient | None = None,
     clock: Callable[[], float] | None = None,
     providers: Mapping[str, Provider[Any]] | None = None,
-) -> Starlette:
+) -> BridgeApp:
     """The bridge as an ASGI app. Tests pass a fake publisher, a mock:// registry, a clock and providers."""
     metrics = Metrics()
     registry = client or registry_client(settings)
     encoder = Encoder(registry, load_schemas(), settings.topics.prefix)
     kafka = publisher if publisher is not None else kafka_publisher(settings)
-    pipeline = Pipeline(encoder, kafka, metrics, settings.topics.prefix)
+    pipeline = Pipeline(encoder, kafka, metrics, settings.topics.prefix, max_record_bytes(settings))
     routes = Routes(settings.sources, providers if providers is not None else build_providers())
     webhooks = Webhooks(pipeline, routes, settings.server.max_body_bytes, **({"clock": clock} if clock else {}))
 
@@ -81,8 +101,13 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> JSONResponse:
-        checks = {"schemas_registered": encoder.registered, "kafka": await kafka.ready()}
-        return JSONResponse({"ready": all(checks.values()), **checks}, status_code=200 if all(checks.values()) else 503)
+        checks: dict[str, object] = {"schemas_registered": encoder.registered, "kafka": await kafka.ready()}
+        ready = all(checks.values())
+        problems = kafka.problems()
+        return JSONResponse(
+            {"ready": ready, **checks, **({"problems": problems} if problems else {})},
+            status_code=200 if ready else 503,
+        )
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -91,12 +116,22 @@ def create_app(
         assert isinstance(error, BridgeError)
         source = source_label(routes, request.path_params.get("source", ""))
         metrics.rejected.labels(source, error.code).inc()
-        if error.status_code >= 500:
-            log.warning("source=%s %s: %s", source, error.code, error)
-        headers = {"Retry-After": str(settings.server.retry_after_seconds)} if isinstance(error, Unavailable) else None
+        if isinstance(error, RateLimited):
+            metrics.rate_limited.labels(source).inc()
+        if isinstance(error, ClientAborted):
+            metrics.aborted.labels(source).inc()
+            log.info("client went away before its body was read", extra={"source": source, "code": error.code})
+        elif error.status_code >= 500:
+            log.warning("%s: %s", error.code, error, extra={"source": source, "code": error.code})
+        retry_after = error.retry_after or (
+            settings.server.retry_after_seconds if isinstance(error, Unavailable) else None
+        )
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
         return JSONResponse({"error": error.code, "detail": str(error)}, status_code=error.status_code, headers=headers)
 
-    app = Starlette(
+    return BridgeApp(
+        metrics=metrics,
+        webhook_routes=routes,
         routes=[
             Route("/webhooks/{source}", webhooks.receive, methods=["POST"]),
             Route("/webhooks/{source}/token", webhooks.token, methods=["POST"]),
@@ -106,17 +141,17 @@ def create_app(
         ],
         exception_handlers={BridgeError: bridge_error},
         lifespan=lifespan,
-        middleware=[Middleware(_CountStatus, metrics=metrics, routes=routes)],
     )
-    app.state.metrics = metrics  # the server counts what its limits refuse into the same registry
-    return app
 
 
 def kafka_publisher(settings: Settings) -> KafkaPublisher:
-    plan = (
-        TopicPlan(all_topics(settings), settings.topics.partitions, settings.topics.replication_factor)
-        if settings.topics.create
-        else None
+    records = max_record_bytes(settings)
+    plan = TopicPlan(
+        all_topics(settings),
+        max_message_bytes=topic_limit(records),
+        create=settings.topics.create,
+        partitions=settings.topics.partitions,
+        replication_factor=settings.topics.replication_factor,
     )
     return KafkaPublisher(
         settings.kafka.bootstrap_servers,
@@ -124,11 +159,12 @@ def kafka_publisher(settings: Settings) -> KafkaPublisher:
         settings.server.publish_timeout_seconds,
         shutdown_timeout=settings.server.shutdown_timeout_seconds,
         topics=plan,
+        max_record_bytes=records,
     )
 
 
 class _CountStatus:
-    """Counts answered webhook deliveries by source and status, errors and 500s included."""
+    """Counts answered webhook deliveries by source and status (and its class), 500s included."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, routes: Routes) -> None:
         self._app = app
@@ -136,13 +172,19 @@ class _CountStatus:
         self._routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        webhook = WEBHOOK_PATH.fullmatch(scope.get("path", "")) if scope["type"] == "http" else None
+        if webhook is None:
+            await self._app(scope, receive, send)
+            return
+        source = source_label(self._routes, webhook.group(1))
+
         async def counting_send(message: Message) -> None:
-            source = scope.get("path_params", {}).get("source")
-            if message["type"] == "http.response.start" and source is not None:
-                self._metrics.requests.labels(source_label(self._routes, source), str(message["status"])).inc()
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                self._metrics.requests.labels(source, str(status), f"{status // 100}xx").inc()
             await send(message)
 
-        await self._app(scope, receive, counting_send if scope["type"] == "http" else send)
+        await self._app(scope, receive, counting_send)
 
 
 async def _register_until_done(encoder: Encoder, settings: Settings, metrics: Metrics) -> None:

@@ -7,6 +7,7 @@ import json
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,10 @@ _PACKAGE = Path(__file__).resolve().parent
 SCHEMAS_DIR = next(path for path in (_PACKAGE / "schemas", _PACKAGE.parent / "schemas") if path.is_dir())
 COMPATIBILITY = "BACKWARD"
 MAGIC_BYTE = 0
+# timestamp-millis values every consumer can turn back into a date: Python's datetime (what the
+# stock deserializer builds) spans years 1 to 9999, and a day's margin survives any time zone.
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, 23, 59, 59, 999000, tzinfo=UTC)
 # Registry errors that mean "fix the schema", not "try later".
 INCOMPATIBLE_STATUSES = {409, 422}
 
@@ -93,6 +98,7 @@ class Encoder:
             raise RegistryUnavailable(f"schema for {event.event_type} is not registered yet")
         schema = self._schemas[event.event_type].parsed
         record = to_record(event)
+        _check_times(record)
         out = io.BytesIO()
         out.write(struct.pack(">bI", MAGIC_BYTE, schema_id))
         try:
@@ -103,6 +109,18 @@ class Encoder:
         except UnicodeEncodeError as error:  # a JSON "\ud800" escape: valid JSON, not encodable text
             raise PayloadInvalid(f"text that is not valid Unicode: {error}") from None
         return out.getvalue()
+
+
+def _check_times(record: dict[str, Any]) -> None:
+    for name, value in record.items():
+        if not isinstance(value, datetime):
+            continue
+        try:
+            instant = value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+            instant = None
+        if instant is None or not EARLIEST <= instant <= LATEST:
+            raise PayloadInvalid(f"{name}: {value.isoformat()} is outside {EARLIEST.date()}..{LATEST.date()} (UTC)")
 
 
 def _required_id(schema_id: int | None, subject: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 import uuid
@@ -16,27 +17,24 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from bridge import config, server
+from bridge import config, logs, server
 from bridge.app import create_app, registry_client
 from bridge.avro import Encoder, load_schemas, subject_for
 from bridge.errors import BridgeError, ConfigError
 from bridge.events import DEAD_LETTER, topic_for
-from bridge.metrics import Metrics
 from bridge.providers import PROVIDERS
 from bridge.publisher import client_config
 from bridge.settings import CONFIG_ENV
 
 log = logging.getLogger("bridge")
+LOG_FORMAT_ENV = "BRIDGE_LOG_FORMAT"
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The registry client logs every HTTP request at INFO.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    logs.configure(args.log_level, args.log_format)
     if not args.needs_config:
         return int(args.command(None, args))
     try:
@@ -55,7 +53,7 @@ def config_schema(settings: config.Settings | None, args: argparse.Namespace) ->
 
 def serve(settings: config.Settings, args: argparse.Namespace) -> int:
     app = create_app(settings)
-    metrics: Metrics = app.state.metrics
+    metrics = app.metrics
     server.serve(
         app,
         settings.server,
@@ -175,6 +173,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bridge", description=__doc__)
     parser.add_argument("--config", help=f"YAML configuration file (default: ${CONFIG_ENV})")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-format",
+        default=os.environ.get(LOG_FORMAT_ENV, "text"),
+        choices=["text", "json"],
+        help=f"json: one object per line, for log shippers (default: ${LOG_FORMAT_ENV}, else text)",
+    )
     parser.set_defaults(needs_config=True)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 import yaml
-from pydantic import Discriminator, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import Discriminator, Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from bridge.errors import ConfigError
 from bridge.providers import PROVIDERS
+from bridge.records import BATCH_OVERHEAD_BYTES, record_limit
 from bridge.settings import (
     CONFIG_ENV,
     ConfigModel,
@@ -51,6 +52,17 @@ class Settings(ConfigModel):
         if repeated:
             raise ValueError(f"source names must be unique; repeated: {', '.join(repeated)}")
         return value
+
+    @model_validator(mode="after")
+    def _records_fit(self) -> Settings:
+        needed = record_limit(self.server.max_body_bytes, self.server.max_header_bytes) + BATCH_OVERHEAD_BYTES
+        chosen = self.kafka.producer.get("message.max.bytes")
+        if chosen is not None and int(chosen) < needed:
+            raise ValueError(
+                f"kafka.producer.message.max.bytes: {chosen} is below the {needed} bytes a record may take "
+                "(server.max_body_bytes + server.max_header_bytes + record overhead); raise it or lower those"
+            )
+        return self
 
     def source(self, name: str) -> SourceSettings | None:
         return next((source for source in self.sources if source.name == name), None)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 
 class BridgeError(Exception):
-    """Base class. `code` is a stable machine-readable name, `status_code` the HTTP answer."""
+    """Base class. `code` is a stable machine-readable name, `status_code` the HTTP answer.
+
+    `retry_after` (seconds), where set, is sent as `Retry-After`; Unavailable errors without one
+    get `server.retry_after_seconds`.
+    """
 
     status_code = 500
     code = "internal_error"
+    retry_after: int | None = None
 
 
 class UnknownSource(BridgeError):
@@ -18,6 +23,34 @@ class UnknownSource(BridgeError):
 class PayloadTooLarge(BridgeError):
     status_code = 413
     code = "payload_too_large"
+
+
+class RecordTooLarge(BridgeError):
+    """A record larger than Kafka takes: permanent, so never a 503 that would be retried for ever."""
+
+    status_code = 413
+    code = "record_too_large"
+
+
+class ClientAborted(BridgeError):
+    """The client went away (or was cut off) before its body was read: nothing to answer.
+
+    499 is nginx's "client closed request"; it only ever reaches the metrics and the log.
+    """
+
+    status_code = 499
+    code = "client_aborted"
+
+
+class RateLimited(BridgeError):
+    """The source's rate limit is spent; `retry_after` says when a token is back."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class SignatureInvalid(BridgeError):
@@ -34,7 +67,7 @@ class StaleTimestamp(SignatureInvalid):
 
 
 class PayloadInvalid(BridgeError):
-    """A verified body we cannot turn into events. Never answered: the receiver dead-letters it."""
+    """A verified body we cannot turn into events. Never answered: the pipeline dead-letters it."""
 
     status_code = 422
     code = "payload_invalid"

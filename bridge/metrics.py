@@ -10,8 +10,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "bridge_requests",
-            "Webhook deliveries answered, by source and HTTP status.",
-            ["source", "status"],
+            "Webhook deliveries answered, by source, HTTP status and its class (2xx..5xx; 499: client went away).",
+            ["source", "status", "status_class"],
             registry=self.registry,
         )
         self.events = Counter(

@@ -6,17 +6,20 @@ of them builds records by hand.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.avro import Encoder
-from bridge.errors import PayloadInvalid
+from bridge.errors import BridgeError, PayloadInvalid, RecordTooLarge, SignatureInvalid
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
 from bridge.metrics import Metrics
 from bridge.publisher import Publisher
-from bridge.records import Record, dead_letter_record, event_record
+from bridge.records import Record, bounded_reason, dead_letter_record, event_record, record_size
 from bridge.routes import Route
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,21 @@ Outcome = Published | DeadLettered | HandshakeReply
 
 
 class Pipeline:
-    def __init__(self, encoder: Encoder, publisher: Publisher, metrics: Metrics, prefix: str) -> None:
+    """One delivery at a time: authenticate, normalise, encode, publish; what cannot be used is kept whole.
+
+    Nothing authentic ends in an unexpected error: a provider or encoder bug dead-letters the
+    delivery (logged once at ERROR, counted); only Unavailable (retry later) and RecordTooLarge
+    (a dead letter Kafka cannot take either) escape after authentication.
+    """
+
+    def __init__(
+        self, encoder: Encoder, publisher: Publisher, metrics: Metrics, prefix: str, max_record_bytes: int
+    ) -> None:
         self._encoder = encoder
         self._publisher = publisher
         self._metrics = metrics
         self._prefix = prefix
+        self._max_record_bytes = max_record_bytes
 
     async def process(self, route: Route, delivery: Delivery, *, authenticate: bool = True) -> Outcome:
         """Raise SignatureInvalid (nothing published) or Unavailable (retry); otherwise say what happened.
@@ -59,31 +72,86 @@ class Pipeline:
         """
         if authenticate:
             await self.authenticate(route, delivery)
-            if route.handshake is not None and (reply := await route.handshake(delivery)) is not None:
+            try:
+                reply = await route.handshake(delivery) if route.handshake is not None else None
+            except BridgeError:
+                raise
+            except Exception as error:  # noqa: BLE001 - a provider bug: the delivery is authentic, keep it
+                return await self._failed(route, delivery, error)
+            if reply is not None:
                 self._metrics.handshakes.labels(route.source.name, str(reply.get("status", ""))).inc()
                 return HandshakeReply(reply)
         try:
             events = route.provider.normalise(delivery)
             wanted = [event for event in events if route.source.publishes(event.event_type)]
-            records = [event_record(self._prefix, event, self._encoder.encode(event)) for event in wanted]
+            records = [
+                self._fitting(event_record(self._prefix, event, self._encoder.encode(event))) for event in wanted
+            ]
         except PayloadInvalid as error:
             return await self._dead_letter(route, delivery, str(error))
+        except RecordTooLarge as error:
+            return await self._too_large(route, delivery, error)
+        except BridgeError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a provider or encoder bug: the delivery is authentic, keep it
+            return await self._failed(route, delivery, error)
         if records:
-            await self._publish(records)
+            try:
+                await self._publish(records)
+            except RecordTooLarge as error:  # the broker's limit is below ours: keep the delivery whole
+                return await self._too_large(route, delivery, error)
         filtered = [event for event in events if not route.source.publishes(event.event_type)]
         self._count(wanted, filtered)
         return Published(wanted, filtered)
 
     async def authenticate(self, route: Route, delivery: Delivery) -> None:
+        """Raise SignatureInvalid unless the delivery is authentic; a verifier that crashes has not verified it."""
         now = delivery.received_at.timestamp()
-        if route.prepare is not None:
-            await route.prepare(delivery.headers, delivery.body, now)
-        route.verify(delivery.headers, delivery.body, now)
+        try:
+            if route.prepare is not None:
+                await route.prepare(delivery.headers, delivery.body, now)
+            route.verify(delivery.headers, delivery.body, now)
+        except BridgeError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a verifier bug must not become a 500 anyone can trigger
+            self._log_failure(route, "verifying", error)
+            raise SignatureInvalid("the delivery could not be verified") from None
+
+    def _fitting(self, record: Record) -> Record:
+        size = record_size(record)
+        if size > self._max_record_bytes:
+            raise RecordTooLarge(
+                f"a {record.topic} record of {size} bytes exceeds the {self._max_record_bytes}-byte record limit"
+            )
+        return record
+
+    async def _failed(self, route: Route, delivery: Delivery, error: Exception) -> DeadLettered:
+        self._log_failure(route, "processing", error)
+        return await self._dead_letter(route, delivery, f"processing failed: {type(error).__name__}: {error}")
+
+    def _log_failure(self, route: Route, stage: str, error: Exception) -> None:
+        self._metrics.failures.labels(route.source.name, route.source.provider).inc()
+        log.error(
+            "%s failed unexpectedly (a bug): %s",
+            stage,
+            type(error).__name__,
+            exc_info=error,
+            extra={"source": route.source.name, "provider": route.source.provider},
+        )
+
+    async def _too_large(self, route: Route, delivery: Delivery, error: RecordTooLarge) -> DeadLettered:
+        self._metrics.unpublishable.labels(route.source.name).inc()
+        return await self._dead_letter(route, delivery, str(error))
 
     async def _dead_letter(self, route: Route, delivery: Delivery, reason: str) -> DeadLettered:
-        await self._publish([dead_letter_record(self._prefix, delivery, reason, route.private_headers)])
+        record = dead_letter_record(self._prefix, delivery, reason, route.private_headers)
+        try:
+            await self._publish([self._fitting(record)])
+        except RecordTooLarge:
+            self._metrics.unpublishable.labels(route.source.name).inc()
+            raise
         self._metrics.dead_letters.labels(route.source.name).inc()
-        return DeadLettered(reason)
+        return DeadLettered(bounded_reason(reason))
 
     async def _publish(self, records: list[Record]) -> None:
         started = time.perf_counter()

@@ -10,16 +10,24 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
-from bridge.errors import PublishFailed
-from bridge.records import Record
+from bridge.errors import PublishFailed, RecordTooLarge
+from bridge.logs import kafka_logger
+from bridge.records import BATCH_OVERHEAD_BYTES, Record
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +35,9 @@ log = logging.getLogger(__name__)
 # produce cannot duplicate or reorder it within a partition.
 GUARANTEE = {"acks": "all", "enable.idempotence": True}
 POLL_SECONDS = 0.1
+# Errors that say a record is too large: they never pass, so they are not worth a retry.
+TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_MSG_SIZE})
+ADMIN_TIMEOUT_SECONDS = 15
 
 
 class Publisher(Protocol):
@@ -42,7 +53,10 @@ class Publisher(Protocol):
         """Return once every record is acknowledged; raise PublishFailed otherwise."""
 
     async def ready(self) -> bool:
-        """Whether the broker answers."""
+        """Whether the broker answers and will take every record the bridge may write."""
+
+    def problems(self) -> list[str]:
+        """Why the publisher is not ready beyond the broker not answering (for /readyz), else []."""
 
     @property
     def fatal(self) -> str | None:
@@ -51,9 +65,15 @@ class Publisher(Protocol):
 
 @dataclass(frozen=True)
 class TopicPlan:
-    """Topics to create at start-up where missing (-1: the broker's defaults)."""
+    """The topics the bridge writes, and the `max.message.bytes` each must allow.
+
+    With `create`, missing topics are created (-1: the broker's defaults) with that limit, and
+    existing ones below it are raised to it. Without, a topic below it keeps the bridge not ready.
+    """
 
     topics: Sequence[str]
+    max_message_bytes: int
+    create: bool = True
     partitions: int = -1
     replication_factor: int = -1
 
@@ -72,19 +92,25 @@ class KafkaPublisher:
         timeout: float,
         shutdown_timeout: float = 20.0,
         topics: TopicPlan | None = None,
+        max_record_bytes: int | None = None,
     ) -> None:
         self._timeout = timeout
         self._shutdown_timeout = shutdown_timeout
         self._topics = topics
+        self._problems: list[str] | None = None if topics is not None else []  # None: not checked yet
+        self._topic_worker: threading.Thread | None = None
         self._config: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
             "linger.ms": 5,
             # librdkafka gives up on a record when we stop waiting for it, so a 503 rarely leaves
             # a record behind that lands later (a provider retry would then duplicate it).
             "message.timeout.ms": int(timeout * 1000),
+            # Room for the largest record the bridge writes (config.py refuses a smaller override).
+            **({"message.max.bytes": max_record_bytes + BATCH_OVERHEAD_BYTES} if max_record_bytes else {}),
             **extra,
             **GUARANTEE,
             "error_cb": self._on_error,
+            "logger": kafka_logger(),  # librdkafka's own lines: through the bridge's handler, rate-limited
         }
         self._fatal: str | None = None
         self._producer = Producer(self._config)
@@ -94,8 +120,15 @@ class KafkaPublisher:
     async def __aenter__(self) -> Self:
         self._poller.start()
         if self._topics is not None:
-            await asyncio.to_thread(self._ensure_topics, self._topics)
+            # Off the start-up path: with the broker down, admin calls wait out their timeout, and the
+            # server must answer probes meanwhile. /readyz stays 503 until the topics are checked.
+            self._start_topic_work(self._prepare_topics, self._topics)
         return self
+
+    def _start_topic_work(self, work: Callable[[TopicPlan], None], plan: TopicPlan) -> None:
+        if self._topic_worker is None or not self._topic_worker.is_alive():
+            self._topic_worker = threading.Thread(target=work, args=(plan,), name="kafka-topics", daemon=True)
+            self._topic_worker.start()
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
@@ -104,11 +137,35 @@ class KafkaPublisher:
         if remaining:
             log.error("shutdown: %d records were not acknowledged; their deliveries got 503", remaining)
 
-    def _ensure_topics(self, plan: TopicPlan) -> None:
+    def _prepare_topics(self, plan: TopicPlan) -> None:
+        admin = AdminClient(client_config(self._config))
+        if plan.create:
+            try:
+                self._create_topics(admin, plan)
+            except Exception as error:  # noqa: BLE001 - start anyway; /readyz and publish errors say the rest
+                log.warning("creating topics failed (%s); relying on existing or auto-created topics", error)
+        self._check_topics(admin, plan)
+
+    def _recheck_topics(self, plan: TopicPlan) -> None:
+        self._check_topics(AdminClient(client_config(self._config)), plan)
+
+    def _check_topics(self, admin: AdminClient, plan: TopicPlan) -> None:
+        """Every topic must take the largest record the bridge writes; if the broker does not answer, check later."""
         try:
-            self.create_topics(plan.topics, plan.partitions, plan.replication_factor)
-        except Exception as error:  # noqa: BLE001 - start anyway; /readyz and publish errors say the rest
-            log.warning("creating topics failed (%s); relying on existing or auto-created topics", error)
+            small = {topic: n for topic, n in topic_limits(admin, plan.topics).items() if n < plan.max_message_bytes}
+            if small and plan.create:
+                raise_limits(admin, list(small), plan.max_message_bytes)
+                small = {}
+        except KafkaException as error:
+            log.warning("checking the topics' max.message.bytes failed (%s); /readyz will retry", error)
+            return
+        self._problems = [
+            f"topic {topic} has max.message.bytes={limit}, below the {plan.max_message_bytes} the bridge needs "
+            "for records of server.max_body_bytes plus headers: raise the topic's limit or lower max_body_bytes"
+            for topic, limit in sorted(small.items())
+        ]
+        for problem in self._problems:
+            log.error("not ready: %s", problem)
 
     async def publish(self, records: Sequence[Record]) -> None:
         loop = asyncio.get_running_loop()
@@ -132,16 +189,28 @@ class KafkaPublisher:
     async def ready(self) -> bool:
         if self._fatal is not None:
             return False
+        if self._problems is None:
+            if self._topics is not None:
+                self._start_topic_work(self._recheck_topics, self._topics)
+            return False
+        if self._problems:
+            return False
         try:
             metadata = await asyncio.to_thread(self._producer.list_topics, timeout=2)
         except KafkaException:
             return False
         return bool(metadata.brokers)
 
-    def create_topics(self, topics: Sequence[str], partitions: int, replication_factor: int) -> None:
-        """Create missing topics (broker defaults for -1); existing ones are left as they are."""
-        admin = AdminClient(client_config(self._config))
-        new = [NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor) for topic in topics]
+    def problems(self) -> list[str]:
+        return list(self._problems or [])
+
+    def _create_topics(self, admin: AdminClient, plan: TopicPlan) -> None:
+        """Create missing topics with the record limit; existing ones are left to `_check_topics`."""
+        config = {"max.message.bytes": str(plan.max_message_bytes)}
+        new = [
+            NewTopic(topic, num_partitions=plan.partitions, replication_factor=plan.replication_factor, config=config)
+            for topic in plan.topics
+        ]
         for topic, future in admin.create_topics(new, request_timeout=15).items():
             try:
                 future.result()
@@ -172,6 +241,8 @@ class KafkaPublisher:
         except BufferError:
             raise PublishFailed("the producer's local queue is full") from None
         except KafkaException as error:
+            if error.args[0].code() in TOO_LARGE:
+                raise RecordTooLarge(f"Kafka refuses a {record.topic} record this large: {error}") from None
             raise PublishFailed(f"produce to {record.topic} failed: {error}") from error
         return future
 
@@ -185,6 +256,8 @@ def _settle(future: asyncio.Future[None], error: KafkaError | None) -> None:
         return
     if error is None:
         future.set_result(None)
+    elif error.code() in TOO_LARGE:  # permanent: a retry would get the same, for ever
+        future.set_exception(RecordTooLarge(f"Kafka refused the record as too large: {error.str()}"))
     else:
         future.set_exception(PublishFailed(f"Kafka refused the record: {error.str()}"))
 
@@ -203,3 +276,26 @@ _PRODUCER_ONLY_PREFIXES = (
 def client_config(config: dict[str, Any]) -> dict[str, Any]:
     """The settings an admin client or consumer shares with the producer (address, TLS, SASL)."""
     return {key: value for key, value in config.items() if not key.startswith(_PRODUCER_ONLY_PREFIXES)}
+
+
+def topic_limits(admin: AdminClient, topics: Sequence[str]) -> dict[str, int]:
+    """Each existing topic's effective max.message.bytes (its own, or the broker's default)."""
+    resources = [ConfigResource(ResourceType.TOPIC, topic) for topic in topics]
+    limits: dict[str, int] = {}
+    for resource, future in admin.describe_configs(resources, request_timeout=ADMIN_TIMEOUT_SECONDS).items():
+        try:
+            entries = future.result()
+        except KafkaException as error:
+            if error.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                continue  # auto-created later with the broker's defaults: publish errors will say so
+            raise
+        limits[resource.name] = int(entries["max.message.bytes"].value)
+    return limits
+
+
+def raise_limits(admin: AdminClient, topics: Sequence[str], max_message_bytes: int) -> None:
+    entry = ConfigEntry("max.message.bytes", str(max_message_bytes), incremental_operation=AlterConfigOpType.SET)
+    resources = [ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[entry]) for topic in topics]
+    for resource, future in admin.incremental_alter_configs(resources, request_timeout=ADMIN_TIMEOUT_SECONDS).items():
+        future.result()
+        log.info("topic %s: max.message.bytes raised to %d", resource.name, max_message_bytes)

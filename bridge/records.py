@@ -24,6 +24,14 @@ RECEIVED_AT = "received_at"
 DEAD_LETTER_REASON = "dead_letter_reason"
 HTTP_PREFIX = "http."
 
+# Dead-letter reasons quote payload values: bounded, so a reason cannot double a record.
+MAX_REASON_CHARS = 300
+# What a record carries beyond the body and the request headers: the key, the bridge's own headers,
+# the Avro framing. A record above its limit is refused before Kafka sees it.
+RECORD_OVERHEAD_BYTES = 64 * 1024
+# Kafka's framing around one record in a batch, well above the ~100 bytes it takes.
+BATCH_OVERHEAD_BYTES = 2048
+
 RecordHeaders = list[tuple[str, str | bytes | None]]
 
 
@@ -41,6 +49,31 @@ class DeadLetter:
 
     delivery: Delivery
     reason: str
+
+
+def record_limit(max_body_bytes: int, max_header_bytes: int) -> int:
+    """The largest record the bridge writes, so that every body it accepts can be published.
+
+    An event record holds the body (`raw`) and the fields read from it, each a part of that same
+    body: twice the body bounds it. A dead letter holds the body and the request headers. An event
+    record beyond this (fields that repeat one value) is dead-lettered, and the dead letter fits.
+    """
+    return 2 * max_body_bytes + max_header_bytes + RECORD_OVERHEAD_BYTES
+
+
+def topic_limit(record_bytes: int) -> int:
+    """The `max.message.bytes` a topic needs for records of `record_bytes` (a batch of one, framed)."""
+    return record_bytes + BATCH_OVERHEAD_BYTES
+
+
+def record_size(record: Record) -> int:
+    """Key, value and headers: what the producer counts against `message.max.bytes`."""
+    headers = sum(len(name) + len(value or b"") for name, value in record.headers)
+    return len(record.key) + len(record.value) + headers
+
+
+def bounded_reason(reason: str) -> str:
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 1] + "…"
 
 
 def event_record(prefix: str, event: CanonicalEvent, value: bytes) -> Record:
@@ -63,10 +96,10 @@ def event_record(prefix: str, event: CanonicalEvent, value: bytes) -> Record:
 def dead_letter_record(prefix: str, delivery: Delivery, reason: str, private: frozenset[str]) -> Record:
     """The raw body, whole, with why and where from in headers, so it can be replayed after a fix.
 
-    Request headers named in `private` (credentials) are left out.
+    Request headers named in `private` (credentials) are left out; the reason is cut to MAX_REASON_CHARS.
     """
     headers: RecordHeaders = [
-        (DEAD_LETTER_REASON, reason.encode()),
+        (DEAD_LETTER_REASON, bounded_reason(reason).encode()),
         (PROVIDER, delivery.provider.encode()),
         (SOURCE, delivery.source.encode()),
         (RECEIVED_AT, _timestamp(delivery.received_at)),

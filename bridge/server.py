@@ -1,13 +1,330 @@
-"""The HTTP server: uvicorn, run with the bridge's settings."""
+"""The HTTP server: uvicorn on uvloop + httptools, with deadlines and caps that cut off slow and greedy clients."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+import httptools
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
 
+from bridge import logs
 from bridge.settings import ServerSettings
+
+log = logging.getLogger("bridge.server")
+
+# After an error answer the connection stays half-open this long, discarding what the client still sends:
+# closing a socket with unread input makes the kernel send a reset, which can destroy the answer unread.
+LINGER_SECONDS = 1.0
+# A chunked body's framing (size lines, CRLFs, trailers) is fed to the parser but is not body. A real chunk
+# needs a few dozen bytes of it; beyond max_header_bytes plus this per chunk, it is a trailer flood.
+CHUNK_FRAMING_BYTES = 64
+
+# Where the parser is in the current request. Between requests (IDLE) uvicorn's keep-alive timer runs,
+# in the head and the body our deadline does.
+_IDLE, _HEAD, _BODY = range(3)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The connection limits of `ServerSettings`, and whom to tell of each cut-off."""
+
+    head_timeout: float
+    body_timeout: float
+    keep_alive: float
+    max_header_bytes: int
+    max_headers: int
+    max_connections: int
+    max_concurrent_requests: int
+    retry_after: int
+    on_refused: Callable[[str], None]
+
+    @classmethod
+    def of(cls, settings: ServerSettings, on_refused: Callable[[str], None]) -> Limits:
+        return cls(
+            settings.head_timeout_seconds,
+            settings.body_timeout_seconds,
+            settings.keep_alive_seconds,
+            settings.max_header_bytes,
+            settings.max_headers,
+            settings.max_connections,
+            settings.max_concurrent_requests,
+            settings.retry_after_seconds,
+            on_refused,
+        )
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    reason: str
+    status: int
+    error: str
+    detail: str
+    retry_after: bool = False
+
+
+class _Cut(Exception):
+    """Raised in a parser callback to stop the parser at once; the refusal waits in `_cut`."""
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline per phase of a request and caps on what it may take.
+
+    uvicorn arms no timer before a response is complete and buffers a header whole (quadratic in its
+    size), so both are done here. `protocol_class` binds the limits to a subclass per server.
+    """
+
+    limits: ClassVar[Limits]
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        # The limits read on every request, as instance attributes: the cheapest lookup there is.
+        self._max_header_bytes = self.limits.max_header_bytes
+        self._max_headers = self.limits.max_headers
+        self._max_requests = self.limits.max_concurrent_requests
+        self._phase = _IDLE
+        self._requests = 0  # requests begun on this connection
+        self._head_bytes = 0  # bytes of the current head fed to the parser so far
+        self._framing = 0  # bytes of the current body fed to the parser that were not body
+        self._chunks = 0
+        self._body_bytes = 0  # body bytes the parser handed out during the current feed
+        self._timer: asyncio.TimerHandle | None = None  # the head or body deadline, or the linger
+        self._cut: _Refusal | None = None
+        self._refused = False
+
+    # Connection life
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            self._refuse(
+                _Refusal(
+                    "too_many_connections",
+                    503,
+                    "unavailable",
+                    f"more than {self.limits.max_connections} connections open; retry later",
+                    retry_after=True,
+                )
+            )
+            return
+        # uvicorn arms its keep-alive timer only after a response; a connection that never sends a request
+        # must expire just the same.
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        # uvicorn leaves its keep-alive timer armed when the connection died of an error.
+        self._unset_keepalive_if_required()
+        super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self) -> None:
+        # The websocket protocol takes the transport over (with its own timeouts): ours must not fire on it.
+        self._cancel_timer()
+        self._unset_keepalive_if_required()
+        super().handle_websocket_upgrade()
+
+    def timeout_keep_alive_handler(self) -> None:
+        if self.transport.is_closing() or self._refused:
+            return
+        if self._phase != _IDLE or (self.cycle is not None and not self.cycle.response_complete):
+            # uvicorn armed it after a response while the next request was already under way (pipelined):
+            # that request has its own deadline, or is the app's.
+            return
+        self._refused = True
+        # A connection that never sent a request is someone holding a socket; one whose keep-alive ran out
+        # after serving is routine, and logged only at DEBUG.
+        level = logging.WARNING if self._requests == 0 else logging.DEBUG
+        self._tell("idle", f"no request within {self.limits.keep_alive:g} s", level)
+        self.transport.close()
+
+    # Reading
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # answered and closing: what the client still sends is dropped unparsed
+        if self._phase != _BODY and len(data) > self._max_header_bytes - self._head_bytes:
+            # At most that many more bytes may belong to this head: the parser gets those first, so that
+            # neither it nor uvicorn ever holds more than the cap of a head. The rest follows if the head
+            # ended within them; _feed refuses the head otherwise.
+            room = self._max_header_bytes - self._head_bytes
+            view = memoryview(data)
+            if not (self._feed(view[:room]) and self._feed(view[room:])):
+                return
+        elif not self._feed(data):
+            return
+        if self._timer is None and self._phase != _IDLE:
+            self._arm_deadline()
+
+    def _feed(self, data: bytes | memoryview) -> bool:
+        """Parse `data` and account for it; False once the connection is being closed."""
+        requests, phase = self._requests, self._phase
+        self._body_bytes = 0
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+                return False
+            self._unsupported_upgrade_warning()
+        except httptools.HttpParserError:
+            if self._cut is not None:
+                self._refuse(self._cut)
+            else:
+                msg = "Invalid HTTP request received."
+                self.logger.warning(msg)
+                self.send_400_response(msg)
+            return False
+        if self._phase == _HEAD:
+            if self._requests == requests:
+                self._head_bytes += len(data)  # the same head went on through all of it
+            elif phase == _IDLE and self._requests == requests + 1:
+                self._head_bytes = len(data)  # a head began with it
+            # Otherwise a pipelined head began after another request in this data, at an offset the parser
+            # does not tell: it is counted from the next data on (one read, at most 256 KiB, beyond the cap).
+            if self._head_bytes >= self._max_header_bytes:
+                detail = f"request line and headers over {self._max_header_bytes} bytes"
+                self._refuse(_Refusal("header_too_large", 431, "headers_too_large", detail))
+                return False
+            if len(self.headers) > self._max_headers:
+                self._refuse(self._too_many_headers())
+                return False
+        elif self._phase == _BODY and phase == _BODY and self._requests == requests:
+            self._framing += len(data) - self._body_bytes
+            if self._framing > self._max_header_bytes + CHUNK_FRAMING_BYTES * self._chunks:
+                detail = f"chunk framing and trailers over {self._max_header_bytes} bytes"
+                self._refuse(_Refusal("header_too_large", 431, "headers_too_large", detail))
+                return False
+        return not self.transport.is_closing()
+
+    # Parser callbacks: they run for every request, hence the base calls by name (super() costs more here).
+
+    def on_message_begin(self) -> None:
+        HttpToolsProtocol.on_message_begin(self)
+        self._requests += 1
+        self._phase = _HEAD
+        self._head_bytes = 0
+        if self.timeout_keep_alive_task is not None:
+            self._unset_keepalive_if_required()  # a request is under way: the head deadline takes over
+
+    def on_headers_complete(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        # uvicorn collects the header lines in self.headers; the byte cap keeps the list short meanwhile.
+        if len(self.headers) > self._max_headers:
+            self._cut = self._too_many_headers()
+            raise _Cut
+        if len(self.tasks) >= self._max_requests:
+            detail = f"{self._max_requests} requests in progress; retry later"
+            self._cut = _Refusal("too_many_requests", 503, "unavailable", detail, retry_after=True)
+            raise _Cut
+        self._phase = _BODY
+        self._head_bytes = self._framing = self._chunks = 0
+        HttpToolsProtocol.on_headers_complete(self)
+
+    def on_chunk_header(self) -> None:
+        self._chunks += 1
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        HttpToolsProtocol.on_body(self, body)
+
+    def on_message_complete(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._phase = _IDLE
+        HttpToolsProtocol.on_message_complete(self)
+
+    def _too_many_headers(self) -> _Refusal:
+        return _Refusal("too_many_headers", 431, "headers_too_large", f"more than {self._max_headers} header lines")
+
+    # Deadlines and refusals
+
+    def _arm_deadline(self) -> None:
+        # Armed once the parser is done with the data rather than in its callbacks, so that a request
+        # arriving whole (the common case) costs no timer at all. Each phase transition cancels the
+        # deadline, so one still unarmed is that of a phase begun within the data just parsed.
+        timeout = self.limits.head_timeout if self._phase == _HEAD else self.limits.body_timeout
+        self._timer = self.loop.call_later(timeout, self._deadline_passed)
+
+    def _deadline_passed(self) -> None:
+        self._timer = None
+        if self._refused or self.transport.is_closing():
+            return
+        if self._phase == _HEAD:
+            detail = f"request head not complete within {self.limits.head_timeout:g} s"
+            self._refuse(_Refusal("head_timeout", 408, "request_timeout", detail))
+            return
+        # No answer: the app may be reading the body, and sees the client disconnect.
+        self._refused = True
+        self._tell("body_timeout", f"body not complete within {self.limits.body_timeout:g} s")
+        self.transport.close()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _refuse(self, refusal: _Refusal) -> None:
+        """Answer with a JSON error and Connection: close, then close."""
+        self._refused = True
+        self._cancel_timer()
+        self._unset_keepalive_if_required()
+        self._tell(refusal.reason, refusal.detail)
+        if self.cycle is not None and not self.cycle.response_complete:
+            if self.cycle.response_started:
+                # Part of an answer is out (the refused request was pipelined behind it): no room for ours.
+                self.transport.close()
+                return
+            # The refused request is the app's (its body went wrong): the app sees the client disconnect, and
+            # uvicorn drops whatever it still sends.
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+        body = json.dumps({"error": refusal.error, "detail": refusal.detail}).encode()
+        head = [STATUS_LINE[refusal.status]]
+        head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+        head += [b"content-type: application/json\r\n", b"content-length: %d\r\n" % len(body)]
+        if refusal.retry_after:
+            head.append(b"retry-after: %d\r\n" % self.limits.retry_after)
+        self.transport.write(b"".join([*head, b"connection: close\r\n\r\n", body]))
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        # Send FIN after the answer and drain until the client closes (or the linger ends), so the close is
+        # not a reset that destroys the answer.
+        self.transport.write_eof()
+        self.flow.resume_reading()
+        self._timer = self.loop.call_later(LINGER_SECONDS, self.transport.abort)
+
+    def _tell(self, reason: str, detail: str, level: int = logging.WARNING) -> None:
+        self.limits.on_refused(reason)
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown client"
+        log.log(level, "%s cut off (%s): %s", client, reason, detail)
+
+
+def protocol_class(limits: Limits) -> type[LimitedHttpToolsProtocol]:
+    """A protocol class of its own per server, so the limits and the callback are bound without globals."""
+
+    class BoundProtocol(LimitedHttpToolsProtocol):
+        pass
+
+    BoundProtocol.limits = limits
+    return BoundProtocol
 
 
 def serve(
@@ -24,7 +341,12 @@ def serve(
         app,
         host=host,
         port=port,
+        loop="uvloop",
+        http=protocol_class(Limits.of(settings, on_refused)),
+        # uvicorn hands it straight to loop.call_later, which takes fractional seconds.
+        timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]
         timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
         log_level=log_level,
+        log_config=logs.UVICORN_LOG_CONFIG,  # uvicorn's lines go through the bridge's own handler and format
         proxy_headers=False,
     )

@@ -91,6 +91,13 @@ class TopicSettings(ConfigModel):
     replication_factor: int = Field(-1, description="-1: the broker's default.replication.factor")
 
 
+class RateLimit(ConfigModel):
+    """A token bucket: `per_second` tokens added each second, at most `burst` held; one per request."""
+
+    per_second: float = Field(gt=0)
+    burst: int = Field(1, ge=1)
+
+
 class SourceSettings(ConfigModel):
     """What every source has. Each provider subclasses it with `provider: Literal[...]` and its `options`."""
 
@@ -100,6 +107,9 @@ class SourceSettings(ConfigModel):
     tolerance_seconds: int = Field(300, ge=0, description="Signed-timestamp window, both directions.")
     event_types: list[str] | None = Field(
         None, description="Canonical event types this source publishes; others are acknowledged and counted."
+    )
+    rate_limit: RateLimit | None = Field(
+        None, description="Off by default. Requests beyond it get 429 with Retry-After, before any verification."
     )
 
     @field_validator("secrets")
@@ -183,8 +193,8 @@ def problem_line(problem: ErrorDetails, skip: frozenset[str] = frozenset()) -> s
 
 
 def _after_index(parts: Sequence[str | int], index: int) -> bool:
-    """A union's tag stands first (one source) or right after a list index (`sources.0.<tag>`)."""
-    return index == 0 or isinstance(parts[index - 1], int)
+    """A union's tag stands first (one source) or right after a source's index (`sources.0.<tag>`)."""
+    return index == 0 or (index == 2 and parts[0] == "sources" and isinstance(parts[1], int))
 
 
 class NoOptions(ConfigModel):

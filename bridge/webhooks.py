@@ -6,20 +6,22 @@ Only this module and app.py know Starlette. Errors are raised, and app.py maps t
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
-from bridge.errors import PayloadTooLarge, UnknownSource
+from bridge.errors import ClientAborted, PayloadTooLarge, UnknownSource
 from bridge.events import Delivery
 from bridge.headers import Headers
-from bridge.pipeline import DeadLettered, HandshakeReply, Outcome, Pipeline
+from bridge.pipeline import DeadLettered, HandshakeReply, Outcome, Pipeline, Published
 from bridge.routes import Routes
 
+log = logging.getLogger(__name__)
 TOKEN_REQUEST_MAX_BYTES = 4096
 
 
@@ -34,6 +36,7 @@ class Webhooks:
 
     async def receive(self, request: Request) -> JSONResponse:
         route = self._routes[request.path_params["source"]]
+        route.admit(self._clock())
         body = await read_body(request, self._max_body_bytes)
         delivery = Delivery(
             source=route.source.name,
@@ -42,7 +45,9 @@ class Webhooks:
             body=body,
             received_at=received_at(self._clock()),
         )
-        return answer(await self._pipeline.process(route, delivery))
+        outcome = await self._pipeline.process(route, delivery)
+        log.info("delivery %s", _word(outcome), extra=_fields(route.source.provider, delivery, outcome))
+        return answer(outcome)
 
     async def token(self, request: Request) -> JSONResponse:
         """`POST /webhooks/{source}/token`: OAuth2 client credentials, for providers that fetch a token."""
@@ -55,6 +60,20 @@ class Webhooks:
         if reply is None:
             raise UnknownSource(f"source {route.source.name!r} has no token endpoint configured")
         return JSONResponse(reply, headers={"Cache-Control": "no-store"})
+
+
+def _word(outcome: Outcome) -> str:
+    return {Published: "published", DeadLettered: "dead-lettered", HandshakeReply: "handshake"}[type(outcome)]
+
+
+def _fields(provider: str, delivery: Delivery, outcome: Outcome) -> dict[str, object]:
+    """The delivery's log fields: never a body or a header, so the line is safe to ship."""
+    fields: dict[str, object] = {"source": delivery.source, "provider": provider}
+    if isinstance(outcome, Published):
+        fields["event_ids"] = [event.event_id for event in outcome.events]
+    elif isinstance(outcome, DeadLettered):
+        fields["reason"] = outcome.reason
+    return fields
 
 
 def received_at(now: float) -> datetime:
@@ -90,9 +109,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or cut off by the server's body deadline: nobody to answer
+        raise ClientAborted(f"the client went away after {size} bytes of the body") from None
     return b"".join(chunks)

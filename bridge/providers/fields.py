@@ -93,10 +93,13 @@ def stringify_map(value: object) -> dict[str, str]:
     """Provider metadata as map<string,string>: strings kept, anything else as compact JSON."""
     if not isinstance(value, dict):
         return {}
-    return {
-        str(key): item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
-        for key, item in value.items()
-    }
+    try:
+        return {
+            str(key): item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
+            for key, item in value.items()
+        }
+    except RecursionError:  # parsed just below the nesting limit, but writing it back goes deeper
+        raise PayloadInvalid("metadata: nested too deeply to keep") from None
 
 
 def derived_id(data: bytes) -> str:
@@ -133,8 +136,14 @@ def flag_field(data: dict[str, Any], name: str) -> bool | None:
 
 
 def number_field(data: dict[str, Any], name: str) -> float | None:
+    """A number as a float; one too large for a float (a 400-digit integer) is None, like any other misfit."""
     value = data.get(name)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
 
 
 def no_details(*_: object) -> Details:

@@ -229,12 +229,23 @@ def _signature(body: bytes) -> _Signature:
     token = block.get("token")
     if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_LENGTH:
         raise SignatureInvalid(f"{SIGNATURE_FIELD}.token: missing, empty or longer than {MAX_TOKEN_LENGTH}")
+    if not _is_text(token):  # a JSON "\ud800" escape parses, but cannot be signed
+        raise SignatureInvalid(f"{SIGNATURE_FIELD}.token holds a lone surrogate, which is not text")
     digest = block.get("signature")
     if not isinstance(digest, str) or not HEX_DIGEST.fullmatch(digest):
         raise SignatureInvalid(f"{SIGNATURE_FIELD}.signature is not 64 hex digits")
     parent = block.get(PARENT_SIGNATURE)
     extra = (parent.lower(),) if isinstance(parent, str) and HEX_DIGEST.fullmatch(parent) else ()
     return _Signature(_timestamp(block.get("timestamp")), token, (digest.lower(), *extra))
+
+
+def _is_text(value: str) -> bool:
+    """Whether `value` has a UTF-8 form: JSON's `\\ud800` escapes give strings that have none."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _timestamp(value: object) -> str:

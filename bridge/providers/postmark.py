@@ -305,10 +305,17 @@ def _subscription_change(payload: Payload) -> str:
 def _stated_time(record_type: str, payload: Payload) -> datetime | None:
     """The record's own time; a record type we do not know may carry any of the known fields."""
     field = TIME_FIELDS.get(record_type)
-    if field is not None:
-        return parse_timestamp(payload.get(field), field)
-    present = [name for name in dict.fromkeys(TIME_FIELDS.values()) if payload.get(name) is not None]
-    return parse_timestamp(payload[present[0]], present[0]) if present else None
+    if field is None:
+        present = [name for name in dict.fromkeys(TIME_FIELDS.values()) if payload.get(name) is not None]
+        if not present:
+            return None
+        field = present[0]
+    stated = parse_timestamp(payload.get(field), field)
+    try:
+        stated.astimezone(UTC)  # the event id names the time in UTC
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise PayloadInvalid(f"{field}: {stated.isoformat()} has no time in UTC, it is out of range") from None
+    return stated
 
 
 def _event_id(

@@ -329,7 +329,9 @@ BOUNCE_TYPES = {"bounce": "message.hard_bounced", "blocked": "message.soft_bounc
 
 def _event_type(event: Event) -> str:
     if event["event"] == "bounce":
-        return BOUNCE_TYPES.get(event.get("type"), UNMAPPED)
+        kind = event.get("type")
+        # A `type` that is not a string (a list, an object) is no type SendGrid sends, nor a key to look up.
+        return BOUNCE_TYPES.get(kind, UNMAPPED) if kind is None or isinstance(kind, str) else UNMAPPED
     return EVENT_TYPES.get(event["event"], UNMAPPED)
 
 

@@ -241,8 +241,13 @@ def _subject_id(event_type: str, data: dict[str, Any]) -> str | None:
 def _tags(value: object) -> dict[str, str]:
     """Resend tags are name → value: a map, or (as the send API takes them) a list of {name, value}."""
     if isinstance(value, list):
-        value = {item["name"]: item.get("value") for item in value if isinstance(item, dict) and "name" in item}
+        # A tag's name is a string; an entry named by anything else (a list, an object) is no tag.
+        value = {item["name"]: item.get("value") for item in value if isinstance(item, dict) and _named(item)}
     return stringify_map(value)
+
+
+def _named(item: dict[str, Any]) -> bool:
+    return isinstance(item.get("name"), str)
 
 
 def _addresses(value: object) -> list[str]:

@@ -216,5 +216,5 @@ def test_a_verified_but_unusable_message_lands_whole_in_the_dead_letter_topic(br
     assert response.json()["status"] == "dead-lettered"
     [record] = dead_letters(bridge, body)
     headers = dict(record.headers() or [])
-    assert headers["dead_letter_reason"].startswith(b"Message is not SES JSON")
+    assert headers["dead_letter_reason"].startswith(b"Message (SES JSON) is not JSON")
     assert headers["http.x-amz-sns-message-type"] == b"Notification"

@@ -9,7 +9,7 @@ from pathlib import Path
 from confluent_kafka.schema_registry._sync.mock_schema_registry_client import MockSchemaRegistryClient
 from starlette.testclient import TestClient
 
-from bridge.errors import PublishFailed
+from bridge.errors import BridgeError
 from bridge.records import Record
 
 # 2025-08-08T20:15:12Z, the recorded Lettermint fixtures' created_at.
@@ -48,7 +48,7 @@ class FakePublisher:
 
     def __init__(self) -> None:
         self.records: list[Record] = []
-        self.failure: PublishFailed | None = None
+        self.failure: BridgeError | None = None
         self.is_ready = True
         self.fatal: str | None = None
         self.entered = self.exited = 0
@@ -60,6 +60,9 @@ class FakePublisher:
 
     async def ready(self) -> bool:
         return self.is_ready
+
+    def problems(self) -> list[str]:
+        return []
 
     async def __aenter__(self) -> FakePublisher:
         self.entered += 1

@@ -160,21 +160,30 @@ def _wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None
 
 @contextlib.contextmanager
 def start_bridge(
-    stack: Stack, folder: Path, sources_yaml: str, env: dict[str, str], **server: object
+    stack: Stack,
+    folder: Path,
+    sources_yaml: str,
+    env: dict[str, str],
+    *,
+    prefix: str | None = None,
+    topics: str = "",
+    wait_for: str = "/readyz",
+    **server: object,
 ) -> Iterator[tuple[str, str, Path]]:
     """`bridge serve` as a real process with the given `sources:` YAML, on a fresh topic prefix.
 
-    Yields (base URL, topic prefix, config path) once /readyz answers; stops the process by PID.
+    `topics` adds keys to `topics:` (e.g. `create: false`). Yields (base URL, topic prefix, config
+    path) once `wait_for` answers 2xx; stops the process by PID.
     """
     port = free_port()
-    prefix = f"it-{uuid.uuid4().hex[:8]}"
+    prefix = prefix or f"it-{uuid.uuid4().hex[:8]}"
     extra = "".join(f"\n  {key}: {value}" for key, value in server.items())
     config = folder / "bridge.yaml"
     config.write_text(
         f"""
 kafka: {{bootstrap_servers: "{stack.bootstrap_servers}"}}
 schema_registry: {{url: "{stack.registry_url}"}}
-topics: {{prefix: "{prefix}"}}
+topics: {{prefix: "{prefix}"{", " + topics if topics else ""}}}
 server:
   port: {port}{extra}
 sources:
@@ -191,7 +200,7 @@ sources:
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_http(url + "/readyz", 90, process)
+            _wait_http(url + wait_for, 90, process)
             yield url, prefix, config
         finally:
             process.terminate()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -14,15 +14,26 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from httpx import Response
+from prometheus_client import generate_latest
 from starlette.testclient import TestClient
+from starlette.types import Message
 
 from bridge import config
 from bridge.app import create_app
-from bridge.errors import PublishFailed
+from bridge.errors import PublishFailed, RecordTooLarge
 from bridge.providers.lettermint import signature_headers
-from bridge.publisher import KafkaPublisher
+from bridge.publisher import KafkaPublisher, _settle
 from bridge.records import Record
-from tests.support.fakes import DELIVERED, FIXED, SECRET, SOURCE, FakePublisher, MockRegistry, wait_until_registered
+from tests.support.fakes import (
+    DELIVERED,
+    FIXED,
+    MINIMAL_YAML,
+    SECRET,
+    SOURCE,
+    FakePublisher,
+    MockRegistry,
+    wait_until_registered,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lettermint"
 EVENT_ID = b"9b0c4a4e-4e29-4d8b-8b3a-3f0f3e6d2f9b"
@@ -225,8 +236,8 @@ def test_metrics_count_requests_and_rejections(client: TestClient) -> None:
     post(client, DELIVERED)
     post(client, DELIVERED, secret="whsec_wrong")
     metrics = client.get("/metrics").text
-    assert 'bridge_requests_total{source="lm",status="200"} 1.0' in metrics
-    assert 'bridge_requests_total{source="lm",status="401"} 1.0' in metrics
+    assert 'bridge_requests_total{source="lm",status="200",status_class="2xx"} 1.0' in metrics
+    assert 'bridge_requests_total{source="lm",status="401",status_class="4xx"} 1.0' in metrics
     assert 'bridge_rejected_total{code="signature_invalid",source="lm"} 1.0' in metrics
     assert 'bridge_events_published_total{event_type="message.delivered",source="lm"} 1.0' in metrics
 
@@ -288,3 +299,98 @@ def test_the_lifespan_enters_and_leaves_whatever_publisher_it_is_given(
     with TestClient(create_app(settings, publisher=publisher, client=registry, clock=lambda: FIXED)):
         assert (publisher.entered, publisher.exited) == (1, 0)
     assert (publisher.entered, publisher.exited) == (1, 1)
+
+
+class Broken(FakePublisher):
+    """A publisher with a bug: what reaches the client is a 500, and it must still be counted."""
+
+    async def publish(self, records: Sequence[Record]) -> None:
+        raise RuntimeError("a bug")
+
+
+def test_a_500_is_counted(settings: config.Settings, registry: MockRegistry) -> None:
+    app = create_app(settings, publisher=Broken(), client=registry, clock=lambda: FIXED)
+    with TestClient(app, raise_server_exceptions=False) as test:
+        wait_until_registered(test)
+        assert post(test, DELIVERED).status_code == 500
+        metrics = test.get("/metrics").text
+    assert 'bridge_requests_total{source="lm",status="500",status_class="5xx"} 1.0' in metrics
+
+
+def test_a_client_that_goes_away_mid_body_is_counted_not_a_traceback(
+    settings: config.Settings, registry: MockRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(settings, publisher=FakePublisher(), client=registry, clock=lambda: FIXED)
+    sent: list[Message] = []
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": PATH,
+        "raw_path": PATH.encode(),
+        "query_string": b"",
+        "headers": [(b"content-length", b"100")],
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 5000),
+        "root_path": "",
+    }
+    messages = iter([{"type": "http.request", "body": b"{", "more_body": True}, {"type": "http.disconnect"}])
+
+    async def receive() -> Message:
+        return next(messages)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+    assert sent[0]["status"] == 499
+    text = generate_latest(app.metrics.registry).decode()
+    assert 'bridge_aborted_requests_total{source="lm"} 1.0' in text
+    assert 'bridge_requests_total{source="lm",status="499",status_class="4xx"} 1.0' in text
+    assert [entry.levelname for entry in caplog.records if entry.levelname in ("ERROR", "WARNING")] == []
+
+
+def test_a_source_over_its_rate_limit_gets_429_with_retry_after(registry: MockRegistry) -> None:
+    limited = config.parse(
+        MINIMAL_YAML.replace("secrets:", "rate_limit: {per_second: 0.5, burst: 2}, secrets:"), environ={}
+    )
+    now = [FIXED]
+    app = create_app(limited, publisher=FakePublisher(), client=registry, clock=lambda: now[0])
+    with TestClient(app) as test:
+        wait_until_registered(test)
+        answers = [post(test, DELIVERED).status_code for _ in range(3)]
+        refused = post(test, DELIVERED)
+        now[0] += 2  # one token back
+        later = post(test, DELIVERED).status_code
+        metrics = test.get("/metrics").text
+    assert answers == [200, 200, 429]
+    assert (refused.status_code, refused.headers["retry-after"], refused.json()["error"]) == (429, "2", "rate_limited")
+    assert later == 200
+    assert 'bridge_rate_limited_total{source="lm"} 2.0' in metrics
+
+
+def test_a_producer_limit_below_the_largest_record_is_a_configuration_error() -> None:
+    yaml = MINIMAL_YAML.replace(
+        'kafka: {bootstrap_servers: "127.0.0.1:1"}',
+        'kafka: {bootstrap_servers: "127.0.0.1:1", producer: {message.max.bytes: 1000000}}',
+    )
+    with pytest.raises(
+        config.ConfigError, match=r"kafka\.producer\.message\.max\.bytes: 1000000 is below the \d+ bytes"
+    ):
+        config.parse(yaml, environ={})
+
+
+def test_too_large_errors_from_kafka_are_permanent() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        future: asyncio.Future[None] = loop.create_future()
+        _settle(future, KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+        with pytest.raises(RecordTooLarge):
+            future.result()
+        other: asyncio.Future[None] = loop.create_future()
+        _settle(other, KafkaError(KafkaError._MSG_TIMED_OUT))
+        with pytest.raises(PublishFailed):
+            other.result()
+    finally:
+        loop.close()

@@ -116,11 +116,12 @@ def _event_name(ses: dict[str, Any]) -> str:
 
 
 def _event_type(name: str, body: dict[str, Any]) -> str:
+    # string_field: a sub-type that is a list or an object is no SES sub-type (and could not be looked up).
     if name == BOUNCE:
-        if body.get("bounceSubType") in SUPPRESSED_SUBTYPES:
+        if string_field(body, "bounceSubType") in SUPPRESSED_SUBTYPES:
             return "message.suppressed"
         return BOUNCE_TYPES.get(str(body.get("bounceType")), UNMAPPED)
-    if name == COMPLAINT and body.get("complaintSubType") in SUPPRESSED_SUBTYPES:
+    if name == COMPLAINT and string_field(body, "complaintSubType") in SUPPRESSED_SUBTYPES:
         return "message.suppressed"
     if name == SUBSCRIPTION:
         return "message.unsubscribed" if _opted_out(body) else UNMAPPED
@@ -132,11 +133,13 @@ def _opted_out(body: dict[str, Any]) -> bool:
     new, old = object_field(body, "newTopicPreferences"), object_field(body, "oldTopicPreferences")
     if new.get("unsubscribeAll") is True:
         return True
+    # Topics are named by strings; an entry naming its topic otherwise (a list, an object) names none.
     before = {
-        item.get("topicName"): item.get("subscriptionStatus") for item in _objects(old.get("topicSubscriptionStatus"))
+        string_field(item, "topicName"): item.get("subscriptionStatus")
+        for item in _objects(old.get("topicSubscriptionStatus"))
     }
     return any(
-        item.get("subscriptionStatus") == OPT_OUT and before.get(item.get("topicName")) != OPT_OUT
+        item.get("subscriptionStatus") == OPT_OUT and before.get(string_field(item, "topicName")) != OPT_OUT
         for item in _objects(new.get("topicSubscriptionStatus"))
     )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -109,7 +108,10 @@ def string_to_sign(envelope: dict[str, Any], kind: str) -> bytes:
         if not isinstance(value, str):
             raise SignatureInvalid(f"signed field {key} is missing or not a string")
         parts.append(f"{key}\n{value}\n")
-    return "".join(parts).encode("utf-8")
+    try:
+        return "".join(parts).encode("utf-8")
+    except UnicodeEncodeError:  # a JSON "\ud800" escape: it parses, but no text SNS signed holds it
+        raise SignatureInvalid("a signed field holds a lone surrogate, which is not text") from None
 
 
 def sns_url(value: object, field_name: str, suffix: str = "") -> str:
@@ -153,5 +155,5 @@ def _base64(value: object) -> bytes:
         raise SignatureInvalid("Signature is missing")
     try:
         return base64.b64decode(value, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character outside ASCII
         raise SignatureInvalid("Signature is not base64") from None
