@@ -13,6 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -55,6 +56,7 @@ class Target:
     url: str
     port: int
     prefix: str
+    log: Path
 
     async def exchange(self, raw: bytes, timeout: float = 10) -> str:
         """Send `raw`, return the status code, or "closed" if the server closed without answering."""
@@ -71,8 +73,10 @@ class Target:
 
 @pytest.fixture(scope="module")
 def target(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    with start_bridge(stack, tmp_path_factory.mktemp("hostile"), SOURCES, {}, **LIMITS) as (url, prefix, _):
-        yield Target(url, int(url.rsplit(":", 1)[1]), prefix)
+    folder = tmp_path_factory.mktemp("hostile")
+    # JSON logs, as the container writes them: every line must parse, and none may carry a secret.
+    with start_bridge(stack, folder, SOURCES, {"BRIDGE_LOG_FORMAT": "json"}, **LIMITS) as (url, prefix, _):
+        yield Target(url, int(url.rsplit(":", 1)[1]), prefix, folder / "bridge.log")
 
 
 def lettermint(body: bytes, secret: str = SECRET, at: float | None = None) -> bytes:
@@ -153,6 +157,7 @@ async def signed_pathological(target: Target) -> list[str]:
             lettermint(signed_envelope(subject="\\ud800 lone surrogate")),
             lettermint(b'{"id": 1, "event": ["message.sent"], "data": "nope"}'),
             lettermint(b"\xff\xfe not utf-8"),
+            lettermint(signed_envelope(timestamp="user@example.com")),  # the dead-letter reason quotes it
             lettermint(signed_envelope(subject="s" * 1_020_000)),  # just under the body limit, published
         ],
     )
@@ -261,6 +266,11 @@ def test_hostile_traffic(stack: Stack, target: Target, capsys: pytest.CaptureFix
         print(f"slow clients still connected after the deadline + {DEADLINE_GRACE:g} s: {still}  must be 0")
         print(f"process alive afterwards: {alive}\n")
     assert (answered_5xx, counted_5xx, published, still, alive) == (0, 0, 0, 0, True)
+    lines = target.log.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["level"] for line in lines]  # one JSON object per line
+    for secret in (SECRET, SVIX_SECRET, "whsec_forged", "hook:guess", MARKER, "user@example.com"):
+        assert not any(secret in line for line in lines), secret  # no secret, body or address in the logs
+    assert any("u***@example.com" in line for line in lines)  # the address was logged, masked
     expected = {
         "unauthenticated (unsigned, forged, stale, wrong key, bad Basic/Bearer)": {"401": 7},
         "oversized (body, one 1 MB header, 200 headers)": {"413": 1, "431": 2},
@@ -268,4 +278,4 @@ def test_hostile_traffic(stack: Stack, target: Target, capsys: pytest.CaptureFix
     for name, counts in expected.items():
         assert dict(table[name].answers) == counts, (name, table[name].answers)
     pathological = table["signed pathological JSON (nesting, digits, dates, surrogates, types, 1.02 MB)"]
-    assert dict(pathological.answers) == {"200": 8}
+    assert dict(pathological.answers) == {"200": 9}
