@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONFIG ?= deploy/local/bridge.yaml
 STACK := deploy/local/stack.sh
 
-.PHONY: run test check unit integration venv constraints stack-up stack-down stack-status stack-clean send-test bench
+.PHONY: run test check unit integration reliability venv constraints stack-up stack-down stack-status stack-clean send-test bench
 
 venv: $(VENV)/.installed
 
@@ -58,6 +58,10 @@ unit: venv
 
 integration: venv
 	$(BIN)/pytest -m integration -q
+
+# Failure scenarios against real brokers (one and three) and the registry; prints the reliability table.
+reliability: venv
+	$(BIN)/pytest tests/reliability -q
 
 # Lint, types, then unit and integration tests against a real Kafka broker and schema registry
 # (started for the session by tests/integration/conftest.py unless BRIDGE_TEST_KAFKA/_REGISTRY are set).

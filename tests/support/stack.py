@@ -49,6 +49,7 @@ class Stack:
     registry_url: str
     # The broker's PID where this session started it (the JVM path), for failure tests.
     kafka_pid: int | None = None
+    registry_pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,9 @@ def jvm_stack(state: Path) -> Iterator[Stack]:
         if started.returncode != 0:
             pytest.fail(f"stack.sh up failed:\n{started.stderr}")
         kafka_pid = int((state / "kafka.pid").read_text())
-        yield Stack(f"127.0.0.1:{ports['KAFKA']}", f"http://127.0.0.1:{ports['REGISTRY']}/apis/ccompat/v7", kafka_pid)
+        registry_pid = int((state / "registry.pid").read_text())
+        registry = f"http://127.0.0.1:{ports['REGISTRY']}/apis/ccompat/v7"
+        yield Stack(f"127.0.0.1:{ports['KAFKA']}", registry, kafka_pid, registry_pid)
     finally:
         subprocess.run([str(STACK), "down"], env=env, capture_output=True)
 

@@ -1,0 +1,30 @@
+"""Session fixtures shared by the integration and reliability tests: the real stack and its registry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from tests.support.stack import Stack, containers, docker_answers, interrupt_on_sigterm, jvm_stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A broker and a registry (tests/support/stack.py says where they come from), for the whole session."""
+    interrupt_on_sigterm()
+    named = os.environ.get("BRIDGE_TEST_KAFKA"), os.environ.get("BRIDGE_TEST_REGISTRY")
+    if all(named):
+        yield Stack(*named)  # type: ignore[arg-type]
+    elif docker_answers():
+        yield from containers()
+    else:
+        yield from jvm_stack(tmp_path_factory.mktemp("stack"))
+
+
+@pytest.fixture(scope="session")
+def registry(stack: Stack) -> Iterator[SchemaRegistryClient]:
+    with SchemaRegistryClient({"url": stack.registry_url, "timeout": 10}) as client:
+        yield client
