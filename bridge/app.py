@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.avro import Encoder, load_schemas
 from bridge.config import Settings
+from bridge.dedupe import RecentDeliveries
 from bridge.errors import BridgeError, ClientAborted, RateLimited, RegistryUnavailable, Unavailable
 from bridge.events import DEAD_LETTER, EVENT_TYPES, topic_for
 from bridge.logs import RequestId
@@ -82,7 +83,8 @@ def create_app(
     registry = client or registry_client(settings)
     encoder = Encoder(registry, load_schemas(), settings.topics.prefix)
     kafka = publisher if publisher is not None else kafka_publisher(settings)
-    pipeline = Pipeline(encoder, kafka, metrics, settings.topics.prefix, max_record_bytes(settings))
+    recent = RecentDeliveries(settings.server.dedupe_seconds, settings.server.dedupe_max_entries)
+    pipeline = Pipeline(encoder, kafka, metrics, settings.topics.prefix, max_record_bytes(settings), recent)
     routes = Routes(settings.sources, providers if providers is not None else build_providers())
     webhooks = Webhooks(pipeline, routes, settings.server.max_body_bytes, **({"clock": clock} if clock else {}))
 

@@ -1,15 +1,16 @@
-"""The `bridge` command: serve, check-config, config-schema, register-schemas, send-test, consume."""
+"""The `bridge` command: serve, check-config, config-schema, register-schemas, send-test, consume, dlq."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -17,7 +18,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from bridge import config, logs, server
+from bridge import config, dlq, logs, server
 from bridge.app import create_app, registry_client
 from bridge.avro import Encoder, load_schemas, subject_for
 from bridge.errors import BridgeError, ConfigError
@@ -132,6 +133,69 @@ def consume(settings: config.Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def dlq_list(settings: config.Settings, args: argparse.Namespace) -> int:
+    """One line per dead letter: position, received-at, source, provider, reason."""
+    return _each_dead_letter(settings, _selection(args), lambda item: print(dlq.line(item)))
+
+
+def dlq_show(settings: config.Settings, args: argparse.Namespace) -> int:
+    """One dead letter, whole: headers and body, as JSON."""
+    found: list[dlq.Entry] = []
+    _each_dead_letter(
+        settings, dlq.Selection(), lambda item: found.append(item) if item.position == args.position else None
+    )
+    if not found:
+        print(f"no record at {args.position} in {dlq.dead_letter_topic(settings)}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(dlq.whole(found[0]), indent=2, ensure_ascii=False))
+    return 0
+
+
+def dlq_replay(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Replay the selected dead letters through today's pipeline; a second run of the same selection does nothing."""
+    selection = _selection(args)
+    group = args.group or selection.group(settings.topics.prefix)
+    try:
+        report = asyncio.run(dlq.replay(settings, selection, group))
+    except (BridgeError, KafkaException) as error:  # Kafka or the registry unavailable: nothing was committed past it
+        print(f"replay stopped: {error}; run it again later (consumer group {group})", file=sys.stderr)
+        return EXIT_FAILED
+    for outcome, lines in sorted(report.outcomes.items()):
+        for text in lines:
+            print(f"{outcome}  {text}")
+    summary = ", ".join(f"{outcome}: {len(lines)}" for outcome, lines in sorted(report.outcomes.items()))
+    print(f"replayed with consumer group {group}: {summary or 'nothing new'}")
+    return 0
+
+
+def _each_dead_letter(
+    settings: config.Settings, selection: dlq.Selection, handle: Callable[[dlq.Entry], object]
+) -> int:
+    reader = dlq.consumer(settings, f"bridge-dlq-{uuid.uuid4()}")
+    try:
+        for record in dlq.records(reader, dlq.dead_letter_topic(settings)):
+            item = dlq.entry(record)
+            if item.letter is None or selection.matches(item.letter):
+                handle(item)
+    except KafkaException as error:
+        print(f"reading {dlq.dead_letter_topic(settings)} failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        reader.close()
+    return 0
+
+
+def _selection(args: argparse.Namespace) -> dlq.Selection:
+    return dlq.Selection(source=args.source, reason=args.reason, since=args.since, until=args.until)
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add Z or an offset")
+    return moment
+
+
 def read_records(consumer: Consumer, topic: str, follow: bool) -> Iterator[Message]:
     """From the beginning; up to the end as it was at the start, or for ever with `follow`."""
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -200,6 +264,25 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--event", default="message.delivered", help="event type (default: message.delivered)")
     test.add_argument("--url", help="bridge base URL (default: from server.host/port)")
     test.set_defaults(command=send_test)
+
+    letters = commands.add_parser("dlq", help="list, show and replay dead letters").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    listing = letters.add_parser(
+        "list", help="one line per dead letter: position, received-at, source, provider, reason"
+    )
+    replaying = letters.add_parser("replay", help="run dead letters through today's pipeline; publish what now works")
+    for action in (listing, replaying):
+        action.add_argument("--source", help="only this source")
+        action.add_argument("--reason", help="only reasons containing this text (case-insensitive)")
+        action.add_argument("--since", type=_moment, help="received at or after (ISO 8601 with a zone)")
+        action.add_argument("--until", type=_moment, help="received at or before (ISO 8601 with a zone)")
+    listing.set_defaults(command=dlq_list)
+    replaying.add_argument("--group", help="consumer group tracking progress (default: one per selection)")
+    replaying.set_defaults(command=dlq_replay)
+    showing = letters.add_parser("show", help="one dead letter, whole, as JSON")
+    showing.add_argument("position", help="PARTITION:OFFSET, as `dlq list` prints it")
+    showing.set_defaults(command=dlq_show)
 
     read = commands.add_parser("consume", help="print a topic's records, Avro values decoded via the registry")
     read.add_argument("topic", help="e.g. webhooks.message.delivered or webhooks.dead-letter")

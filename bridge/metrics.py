@@ -80,6 +80,12 @@ class Metrics:
             ["source"],
             registry=self.registry,
         )
+        self.duplicates = Counter(
+            "bridge_duplicates",
+            "Deliveries answered as duplicates of one this process acknowledged or had in flight, by source.",
+            ["source"],
+            registry=self.registry,
+        )
         self.publish_seconds = Histogram(
             "bridge_publish_seconds",
             "Time from produce to broker acknowledgement for one delivery.",

@@ -1,17 +1,19 @@
 """The pipeline: Delivery in, Outcome out. verify → normalise → encode → publish, with no transport in it.
 
-HTTP (bridge/webhooks.py), dead-letter replay and the benchmark all call `Pipeline.process`; none
-of them builds records by hand.
+HTTP (bridge/webhooks.py), dead-letter replay (bridge/dlq.py) and the benchmark all call
+`Pipeline.process`; none of them builds records by hand.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.avro import Encoder
+from bridge.dedupe import RecentDeliveries
 from bridge.errors import BridgeError, PayloadInvalid, RecordTooLarge, SignatureInvalid
 from bridge.events import UNMAPPED, CanonicalEvent, Delivery
 from bridge.metrics import Metrics
@@ -32,9 +34,17 @@ class Published:
 
 @dataclass(frozen=True)
 class DeadLettered:
-    """The delivery was authentic but unusable; its raw body is on the dead-letter topic."""
+    """The delivery was authentic but unusable; its raw body is on the dead-letter topic, unless not `kept`."""
 
     reason: str
+    kept: bool = True
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """The same events from the same source were acknowledged recently, or just now: nothing published again."""
+
+    events: list[CanonicalEvent]
 
 
 @dataclass(frozen=True)
@@ -44,7 +54,8 @@ class HandshakeReply:
     body: dict[str, Any]
 
 
-Outcome = Published | DeadLettered | HandshakeReply
+Outcome = Published | DeadLettered | Duplicate | HandshakeReply
+ExtraHeaders = Sequence[tuple[str, bytes]]
 
 
 class Pipeline:
@@ -52,23 +63,40 @@ class Pipeline:
 
     Nothing authentic ends in an unexpected error: a provider or encoder bug dead-letters the
     delivery (logged once at ERROR, counted); only Unavailable (retry later) and RecordTooLarge
-    (a dead letter Kafka cannot take either) escape after authentication.
+    (a dead letter Kafka cannot take either) escape after authentication. `recent` coalesces
+    duplicates of the same (source, event ids); without it only concurrent copies are coalesced.
     """
 
     def __init__(
-        self, encoder: Encoder, publisher: Publisher, metrics: Metrics, prefix: str, max_record_bytes: int
+        self,
+        encoder: Encoder,
+        publisher: Publisher,
+        metrics: Metrics,
+        prefix: str,
+        max_record_bytes: int,
+        recent: RecentDeliveries | None = None,
     ) -> None:
         self._encoder = encoder
         self._publisher = publisher
         self._metrics = metrics
         self._prefix = prefix
         self._max_record_bytes = max_record_bytes
+        self._recent = recent if recent is not None else RecentDeliveries(ttl_seconds=0, max_entries=1)
 
-    async def process(self, route: Route, delivery: Delivery, *, authenticate: bool = True) -> Outcome:
+    async def process(
+        self,
+        route: Route,
+        delivery: Delivery,
+        *,
+        authenticate: bool = True,
+        keep_unusable: bool = True,
+        headers: ExtraHeaders = (),
+    ) -> Outcome:
         """Raise SignatureInvalid (nothing published) or Unavailable (retry); otherwise say what happened.
 
-        `authenticate=False` is for deliveries that were authenticated when they arrived and were
-        kept by the bridge itself (dead-letter replay): their signatures may have aged out since.
+        Dead-letter replay passes `keep_unusable=False` (what is still unusable is not dead-lettered
+        again) and `headers` naming the dead letter, added to every record it publishes.
+        `authenticate=False` skips verification, for deliveries the bridge authenticated itself.
         """
         if authenticate:
             await self.authenticate(route, delivery)
@@ -77,32 +105,31 @@ class Pipeline:
             except BridgeError:
                 raise
             except Exception as error:  # noqa: BLE001 - a provider bug: the delivery is authentic, keep it
-                return await self._failed(route, delivery, error)
+                return await self._failed(route, delivery, error, keep_unusable)
             if reply is not None:
                 self._metrics.handshakes.labels(route.source.name, str(reply.get("status", ""))).inc()
                 return HandshakeReply(reply)
         try:
             events = route.provider.normalise(delivery)
-            wanted = [event for event in events if route.source.publishes(event.event_type)]
-            records = [
-                self._fitting(event_record(self._prefix, event, self._encoder.encode(event))) for event in wanted
-            ]
         except PayloadInvalid as error:
-            return await self._dead_letter(route, delivery, str(error))
-        except RecordTooLarge as error:
-            return await self._too_large(route, delivery, error)
+            return await self._dead_letter(route, delivery, str(error), keep_unusable)
         except BridgeError:
             raise
-        except Exception as error:  # noqa: BLE001 - a provider or encoder bug: the delivery is authentic, keep it
-            return await self._failed(route, delivery, error)
-        if records:
-            try:
-                await self._publish(records)
-            except RecordTooLarge as error:  # the broker's limit is below ours: keep the delivery whole
-                return await self._too_large(route, delivery, error)
-        filtered = [event for event in events if not route.source.publishes(event.event_type)]
-        self._count(wanted, filtered)
-        return Published(wanted, filtered)
+        except Exception as error:  # noqa: BLE001 - a provider bug: the delivery is authentic, keep it
+            return await self._failed(route, delivery, error, keep_unusable)
+        if not events:
+            return Published([])
+        key = (route.source.name, tuple(sorted({event.event_id for event in events})))
+        if not await self._recent.claim(key):
+            self._metrics.duplicates.labels(route.source.name).inc()
+            return Duplicate(events)
+        outcome: Outcome | None = None
+        try:
+            outcome = await self._publish_events(route, delivery, events, keep_unusable, headers)
+            return outcome
+        finally:
+            # Only what Kafka acknowledged is remembered; a failure lets a waiting copy try itself.
+            self._recent.settle(key, acknowledged=isinstance(outcome, Published))
 
     async def authenticate(self, route: Route, delivery: Delivery) -> None:
         """Raise SignatureInvalid unless the delivery is authentic; a verifier that crashes has not verified it."""
@@ -117,6 +144,33 @@ class Pipeline:
             self._log_failure(route, "verifying", error)
             raise SignatureInvalid("the delivery could not be verified") from None
 
+    async def _publish_events(
+        self, route: Route, delivery: Delivery, events: list[CanonicalEvent], keep: bool, headers: ExtraHeaders
+    ) -> Outcome:
+        wanted = [event for event in events if route.source.publishes(event.event_type)]
+        try:
+            records = [self._record(event, headers) for event in wanted]
+        except PayloadInvalid as error:
+            return await self._dead_letter(route, delivery, str(error), keep)
+        except RecordTooLarge as error:
+            return await self._too_large(route, delivery, error, keep)
+        except BridgeError:
+            raise
+        except Exception as error:  # noqa: BLE001 - an encoder bug: the delivery is authentic, keep it
+            return await self._failed(route, delivery, error, keep)
+        if records:
+            try:
+                await self._publish(records)
+            except RecordTooLarge as error:  # the broker's limit is below ours: keep the delivery whole
+                return await self._too_large(route, delivery, error, keep)
+        filtered = [event for event in events if not route.source.publishes(event.event_type)]
+        self._count(wanted, filtered)
+        return Published(wanted, filtered)
+
+    def _record(self, event: CanonicalEvent, headers: ExtraHeaders) -> Record:
+        record = event_record(self._prefix, event, self._encoder.encode(event))
+        return self._fitting(Record(record.topic, record.key, record.value, [*record.headers, *headers]))
+
     def _fitting(self, record: Record) -> Record:
         size = record_size(record)
         if size > self._max_record_bytes:
@@ -125,9 +179,9 @@ class Pipeline:
             )
         return record
 
-    async def _failed(self, route: Route, delivery: Delivery, error: Exception) -> DeadLettered:
+    async def _failed(self, route: Route, delivery: Delivery, error: Exception, keep: bool) -> DeadLettered:
         self._log_failure(route, "processing", error)
-        return await self._dead_letter(route, delivery, f"processing failed: {type(error).__name__}: {error}")
+        return await self._dead_letter(route, delivery, f"processing failed: {type(error).__name__}: {error}", keep)
 
     def _log_failure(self, route: Route, stage: str, error: Exception) -> None:
         self._metrics.failures.labels(route.source.name, route.source.provider).inc()
@@ -139,11 +193,13 @@ class Pipeline:
             extra={"source": route.source.name, "provider": route.source.provider},
         )
 
-    async def _too_large(self, route: Route, delivery: Delivery, error: RecordTooLarge) -> DeadLettered:
+    async def _too_large(self, route: Route, delivery: Delivery, error: RecordTooLarge, keep: bool) -> DeadLettered:
         self._metrics.unpublishable.labels(route.source.name).inc()
-        return await self._dead_letter(route, delivery, str(error))
+        return await self._dead_letter(route, delivery, str(error), keep)
 
-    async def _dead_letter(self, route: Route, delivery: Delivery, reason: str) -> DeadLettered:
+    async def _dead_letter(self, route: Route, delivery: Delivery, reason: str, keep: bool) -> DeadLettered:
+        if not keep:
+            return DeadLettered(bounded_reason(reason), kept=False)
         record = dead_letter_record(self._prefix, delivery, reason, route.private_headers)
         try:
             await self._publish([self._fitting(record)])

@@ -56,6 +56,11 @@ class ServerSettings(ConfigModel):
     max_concurrent_requests: int = Field(
         256, ge=1, description="Requests being handled at once; beyond it 503 + Retry-After."
     )
+    # Duplicates: a redelivery of what this process acknowledged is answered without publishing again.
+    dedupe_seconds: float = Field(
+        3600.0, ge=0, description="How long an acknowledged delivery is remembered (0: only concurrent copies)."
+    )
+    dedupe_max_entries: int = Field(100_000, ge=1, description="Deliveries remembered at most (oldest first out).")
 
 
 class KafkaSettings(ConfigModel):

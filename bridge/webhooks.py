@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 from bridge.errors import ClientAborted, PayloadTooLarge, UnknownSource
 from bridge.events import Delivery
 from bridge.headers import Headers
-from bridge.pipeline import DeadLettered, HandshakeReply, Outcome, Pipeline, Published
+from bridge.pipeline import DeadLettered, Duplicate, HandshakeReply, Outcome, Pipeline, Published
 from bridge.routes import Routes
 
 log = logging.getLogger(__name__)
@@ -63,13 +63,14 @@ class Webhooks:
 
 
 def _word(outcome: Outcome) -> str:
-    return {Published: "published", DeadLettered: "dead-lettered", HandshakeReply: "handshake"}[type(outcome)]
+    words = {Published: "published", DeadLettered: "dead-lettered", Duplicate: "duplicate", HandshakeReply: "handshake"}
+    return words[type(outcome)]
 
 
 def _fields(provider: str, delivery: Delivery, outcome: Outcome) -> dict[str, object]:
     """The delivery's log fields: never a body or a header, so the line is safe to ship."""
     fields: dict[str, object] = {"source": delivery.source, "provider": provider}
-    if isinstance(outcome, Published):
+    if isinstance(outcome, Published | Duplicate):
         fields["event_ids"] = [event.event_id for event in outcome.events]
     elif isinstance(outcome, DeadLettered):
         fields["reason"] = outcome.reason
@@ -87,6 +88,8 @@ def answer(outcome: Outcome) -> JSONResponse:
         return JSONResponse(outcome.body)
     if isinstance(outcome, DeadLettered):
         return JSONResponse({"status": "dead-lettered", "reason": outcome.reason})
+    if isinstance(outcome, Duplicate):
+        return JSONResponse({"status": "duplicate", "events": [event.event_id for event in outcome.events]})
     reply: dict[str, object] = {"status": "published", "events": [event.event_id for event in outcome.events]}
     if outcome.filtered:
         reply["filtered"] = [event.event_id for event in outcome.filtered]
