@@ -118,7 +118,7 @@ def whole(item: Entry) -> dict[str, Any]:
         "source": delivery.source,
         "provider": delivery.provider,
         "received_at": delivery.received_at.isoformat(timespec="milliseconds"),
-        "headers": [[name.decode("latin-1"), value.decode("latin-1")] for name, value in delivery.headers.raw],
+        "headers": [f"{name.decode('latin-1')}: {value.decode('latin-1')}" for name, value in delivery.headers.raw],
         **body,
     }
 
