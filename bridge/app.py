@@ -64,6 +64,8 @@ class BridgeApp(Starlette):
     def __init__(self, *, metrics: Metrics, webhook_routes: Routes, **kwargs: Any) -> None:
         self.metrics = metrics  # the server counts what its limits refuse into the same registry
         self.webhook_routes = webhook_routes
+        # Set by the server the moment SIGTERM arrives (bridge/server.py): /readyz answers 503 from then on.
+        self.shutting_down = False
         super().__init__(**kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
@@ -103,6 +105,8 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> JSONResponse:
+        if request.app.shutting_down:  # draining: not worth a metadata request, and never ready again
+            return JSONResponse({"ready": False, "shutting_down": True}, status_code=503)
         checks: dict[str, object] = {"schemas_registered": encoder.registered, "kafka": await kafka.ready()}
         ready = all(checks.values())
         problems = kafka.problems()

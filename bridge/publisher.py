@@ -180,9 +180,16 @@ class KafkaPublisher:
         return self._fatal
 
     def _on_error(self, error: KafkaError) -> None:
-        # A fatal error (e.g. the idempotent producer lost its sequence) ends this producer for good:
-        # /healthz then fails so the orchestrator restarts the process with a fresh one.
+        # confluent-kafka raises fatal errors from poll() and flush() instead of calling error_cb (see
+        # _poll); this covers a client that hands them here after all.
         if error.fatal():
+            self._set_fatal(error)
+
+    def _set_fatal(self, error: KafkaError) -> None:
+        """A fatal error (e.g. the idempotent producer lost its sequence) ends this producer for good:
+        every produce fails from then on, and /healthz answers 503 so the orchestrator restarts the
+        process with a fresh producer. The producer is not rebuilt in place."""
+        if self._fatal is None:
             log.critical("Kafka producer fatal error: %s", error.str())
             self._fatal = error.str()
 
@@ -221,7 +228,11 @@ class KafkaPublisher:
 
     def close(self, timeout: float) -> int:
         """Flush what is in flight; return how many records were still undelivered."""
-        remaining = int(self._producer.flush(timeout))
+        try:
+            remaining = int(self._producer.flush(timeout))
+        except KafkaException as error:  # a fatal error raised on this thread: nothing more will be delivered
+            self._raised(error)
+            remaining = len(self._producer)
         self._stop.set()
         self._poller.join(timeout=1)
         return remaining
@@ -241,6 +252,8 @@ class KafkaPublisher:
         except BufferError:
             raise PublishFailed("the producer's local queue is full") from None
         except KafkaException as error:
+            if error.args[0].code() == KafkaError._FATAL and self._fatal is None:
+                self._fatal = error.args[0].str()  # the poll thread has not seen the fatal error yet
             if error.args[0].code() in TOO_LARGE:
                 raise RecordTooLarge(f"Kafka refuses a {record.topic} record this large: {error}") from None
             raise PublishFailed(f"produce to {record.topic} failed: {error}") from error
@@ -248,7 +261,19 @@ class KafkaPublisher:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self._producer.poll(POLL_SECONDS)
+            try:
+                self._producer.poll(POLL_SECONDS)
+            except KafkaException as error:
+                # confluent-kafka raises a fatal error from poll() rather than calling error_cb. The thread
+                # goes on polling: the failed records' delivery reports still settle their requests (503).
+                self._raised(error)
+
+    def _raised(self, error: KafkaException) -> None:
+        kafka_error = error.args[0] if error.args and isinstance(error.args[0], KafkaError) else None
+        if kafka_error is not None and kafka_error.fatal():
+            self._set_fatal(kafka_error)
+        else:
+            log.error("Kafka producer callback failed: %s", error)
 
 
 def _settle(future: asyncio.Future[None], error: KafkaError | None) -> None:
@@ -267,6 +292,7 @@ _PRODUCER_ONLY_PREFIXES = (
     "message.timeout",
     "acks",
     "enable.idempotence",
+    "enable.gapless",  # requires enable.idempotence: an admin client given it alone refuses to start
     "compression",
     "batch",
     "queue.buffering",

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Callable
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, ClassVar
 
 import httptools
 import uvicorn
 from starlette.types import ASGIApp
-from uvicorn.config import Config
+from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
-from uvicorn.server import ServerState
+from uvicorn.server import HANDLED_SIGNALS, ServerState
 
 from bridge import logs
 from bridge.settings import ServerSettings
@@ -31,6 +38,14 @@ CHUNK_FRAMING_BYTES = 64
 # Where the parser is in the current request. Between requests (IDLE) uvicorn's keep-alive timer runs,
 # in the head and the body our deadline does.
 _IDLE, _HEAD, _BODY = range(3)
+
+# Exit statuses of `bridge serve` (the README's shutdown section lists them). 0: stopped by SIGTERM or
+# SIGINT with every request answered. 3 is uvicorn's own, for a failed start-up (the port is taken, say).
+EXIT_SHUTDOWN_CUT = 1  # the shutdown budget ran out: requests still running were cancelled
+EXIT_STARTUP_FAILED = STARTUP_FAILURE
+# After the budget, the app's shutdown (the producer flush) has this long before the process exits anyway.
+SHUTDOWN_GRACE_SECONDS = 1.0
+DRAIN_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -327,6 +342,97 @@ def protocol_class(limits: Limits) -> type[LimitedHttpToolsProtocol]:
     return BoundProtocol
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn's Server with one shutdown budget, counted from the signal, and an exit status that says
+    whether the drain finished.
+
+    On SIGTERM (or SIGINT) `on_shutdown` is called at once, in the signal handler, so /readyz answers
+    503 from then on. Then the listener closes, idle keep-alive connections are closed, requests in
+    progress finish and their connections close after the answer, and the app's lifespan shutdown (which
+    flushes the producer) runs. Requests still running `budget` seconds after the signal are cancelled;
+    if the lifespan shutdown has not finished `SHUTDOWN_GRACE_SECONDS` later, the process exits there.
+    """
+
+    def __init__(self, config: Config, budget: float, on_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.budget = budget
+        self._on_shutdown = on_shutdown
+        self.signalled_at: float | None = None
+        self.drained = True  # False once requests had to be cancelled
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.signalled_at is None:
+            self.signalled_at = time.monotonic()
+            self._on_shutdown()
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """As uvicorn's, without raising the signal again at the end. uvicorn does, so that the process dies
+        of it (status 143 for SIGTERM) however the drain went; here the exit status tells."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        began = self.signalled_at if self.signalled_at is not None else time.monotonic()
+        deadline = began + self.budget
+        watchdog = threading.Timer(max(0.0, deadline + SHUTDOWN_GRACE_SECONDS - time.monotonic()), _overdue)
+        watchdog.daemon = True
+        watchdog.start()
+        state = self.server_state
+        log.info("shutting down: listener closed, draining %d request(s) within %g s", len(state.tasks), self.budget)
+        for server in self.servers:
+            server.close()  # new connections are refused from here on
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(state.connections):
+            connection.shutdown()  # idle ones close now, busy ones after their answer
+        while (state.connections or state.tasks) and not self.force_exit and time.monotonic() < deadline:
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
+        if state.tasks:
+            self.drained = False
+            log.error("shutdown budget of %g s spent: cutting %d request(s) off", self.budget, len(state.tasks))
+            for connection in list(state.connections):
+                if isinstance(connection, HttpToolsProtocol) and connection.cycle is not None:
+                    # The request sees its client go (one still reading its body ends there), and is answered
+                    # nothing rather than uvicorn's 500: the provider retries either way.
+                    connection.cycle.disconnected = True
+                    connection.cycle.message_event.set()
+                connection.transport.close()
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
+            for task in state.tasks:  # still waiting for Kafka, say
+                task.cancel(msg="shutdown budget spent")
+        if not self.force_exit:
+            await self.lifespan.shutdown()  # the app's own: the producer flushes what is still in flight
+        watchdog.cancel()
+        log.info("shut down %.1f s after the signal", time.monotonic() - began)
+
+
+def _overdue() -> None:
+    log.critical("shutdown not finished %g s after its budget: exiting now", SHUTDOWN_GRACE_SECONDS)
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    os._exit(EXIT_SHUTDOWN_CUT)
+
+
+def _tell_app(app: ASGIApp) -> Callable[[], None]:
+    """What to call the moment a shutdown begins: an app with a `shutting_down` flag (BridgeApp) gets it set."""
+
+    def tell() -> None:
+        if hasattr(app, "shutting_down"):
+            app.shutting_down = True
+
+    return tell
+
+
 def serve(
     app: ASGIApp,
     settings: ServerSettings,
@@ -334,10 +440,16 @@ def serve(
     port: int,
     log_level: str,
     on_refused: Callable[[str], None] = lambda reason: None,
+    on_shutdown: Callable[[], None] | None = None,
 ) -> None:
-    """Serve `app` until SIGINT/SIGTERM. `on_refused(reason)` is told of every connection or request the
-    server's limits cut off."""
-    uvicorn.run(
+    """Serve `app` until SIGINT/SIGTERM, then drain within `settings.shutdown_timeout_seconds`.
+
+    `on_refused(reason)` is told of every connection or request the server's limits cut off;
+    `on_shutdown()` the moment the signal arrives (by default, an app's `shutting_down` flag is set).
+    Returns once every request was answered; raises SystemExit(EXIT_SHUTDOWN_CUT) when the budget ran
+    out, SystemExit(EXIT_STARTUP_FAILED) when start-up failed.
+    """
+    config = Config(
         app,
         host=host,
         port=port,
@@ -345,8 +457,14 @@ def serve(
         http=protocol_class(Limits.of(settings, on_refused)),
         # uvicorn hands it straight to loop.call_later, which takes fractional seconds.
         timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]
-        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
         log_level=log_level,
         log_config=logs.UVICORN_LOG_CONFIG,  # uvicorn's lines go through the bridge's own handler and format
         proxy_headers=False,
     )
+    server = DrainingServer(config, settings.shutdown_timeout_seconds, on_shutdown or _tell_app(app))
+    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run
+        server.run()
+    if not server.started:
+        raise SystemExit(EXIT_STARTUP_FAILED)
+    if not server.drained:
+        raise SystemExit(EXIT_SHUTDOWN_CUT)

