@@ -141,9 +141,8 @@ def dlq_list(settings: config.Settings, args: argparse.Namespace) -> int:
 def dlq_show(settings: config.Settings, args: argparse.Namespace) -> int:
     """One dead letter, whole: headers and body, as JSON."""
     found: list[dlq.Entry] = []
-    _each_dead_letter(
-        settings, dlq.Selection(), lambda item: found.append(item) if item.position == args.position else None
-    )
+    wanted = args.position if ":" in args.position else f"0:{args.position}"  # a bare offset: partition 0
+    _each_dead_letter(settings, dlq.Selection(), lambda item: found.append(item) if item.position == wanted else None)
     if not found:
         print(f"no record at {args.position} in {dlq.dead_letter_topic(settings)}", file=sys.stderr)
         return EXIT_FAILED
@@ -281,7 +280,7 @@ def _parser() -> argparse.ArgumentParser:
     replaying.add_argument("--group", help="consumer group tracking progress (default: one per selection)")
     replaying.set_defaults(command=dlq_replay)
     showing = letters.add_parser("show", help="one dead letter, whole, as JSON")
-    showing.add_argument("position", help="PARTITION:OFFSET, as `dlq list` prints it")
+    showing.add_argument("position", help="PARTITION:OFFSET as `dlq list` prints it, or OFFSET (partition 0)")
     showing.set_defaults(command=dlq_show)
 
     read = commands.add_parser("consume", help="print a topic's records, Avro values decoded via the registry")
