@@ -54,7 +54,7 @@ check: venv
 	$(BIN)/mypy
 
 unit: venv
-	$(BIN)/pytest -m "not integration" -q
+	$(BIN)/pytest -m "not integration and not reliability" -q
 
 integration: venv
 	$(BIN)/pytest -m integration -q

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,9 @@ from bridge.settings import ENV_REFERENCE
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every configuration in the repository: the local example and the one the Kubernetes ConfigMap embeds.
+README_CONFIG = re.search(r"## Configuration.*?```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
 EXAMPLES = {
+    "README.md (Configuration)": README_CONFIG.group(1) if README_CONFIG else "",
     "deploy/local/bridge.yaml": (ROOT / "deploy" / "local" / "bridge.yaml").read_text(encoding="utf-8"),
     "deploy/k8s/configmap.yaml": yaml.safe_load((ROOT / "deploy" / "k8s" / "configmap.yaml").read_text())["data"][
         "bridge.yaml"
@@ -44,6 +47,7 @@ def placeholders(text: str) -> dict[str, str]:
 def test_the_schema_accepts_every_example_config(schema: dict[str, Any], name: str) -> None:
     tree = config.expand(EXAMPLES[name], placeholders(EXAMPLES[name]))
     jsonschema.validate(tree, schema)
+    config.parse(EXAMPLES[name], placeholders(EXAMPLES[name]))  # and the bridge itself takes it
 
 
 def every_provider_source() -> dict[str, dict[str, Any]]:
