@@ -10,21 +10,20 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaException, Message
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from bridge import config, dlq, logs, server
+from bridge import config, dlq, logs, reader, server
 from bridge.app import create_app, registry_client
 from bridge.avro import Encoder, load_schemas, subject_for
 from bridge.errors import BridgeError, ConfigError
 from bridge.events import DEAD_LETTER, topic_for
 from bridge.providers import PROVIDERS
-from bridge.publisher import client_config
 from bridge.settings import CONFIG_ENV
 
 log = logging.getLogger("bridge")
@@ -119,11 +118,10 @@ def consume(settings: config.Settings, args: argparse.Namespace) -> int:
 
     What `kcat -s value=avro -r <registry>` shows, for machines whose kcat lacks Avro support.
     """
-    kafka = client_config({"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.producer})
-    consumer = Consumer({**kafka, "group.id": f"bridge-consume-{uuid.uuid4()}", "enable.auto.commit": False})
+    consumer = reader.consumer(settings.kafka, f"bridge-consume-{uuid.uuid4()}")
     try:
         with registry_client(settings) as registry:
-            for record in read_records(consumer, args.topic, args.follow):
+            for record in reader.records(consumer, args.topic, follow=args.follow):
                 print(json.dumps(describe(record, AvroDeserializer(registry)), default=_iso, ensure_ascii=False))
     except KafkaException as error:
         print(f"consume failed: {error}", file=sys.stderr)
@@ -170,9 +168,9 @@ def dlq_replay(settings: config.Settings, args: argparse.Namespace) -> int:
 def _each_dead_letter(
     settings: config.Settings, selection: dlq.Selection, handle: Callable[[dlq.Entry], object]
 ) -> int:
-    reader = dlq.consumer(settings, f"bridge-dlq-{uuid.uuid4()}")
+    source = reader.consumer(settings.kafka, f"bridge-dlq-{uuid.uuid4()}")
     try:
-        for record in dlq.records(reader, dlq.dead_letter_topic(settings)):
+        for record in reader.records(source, dlq.dead_letter_topic(settings)):
             item = dlq.entry(record)
             if item.letter is None or selection.matches(item.letter):
                 handle(item)
@@ -180,7 +178,7 @@ def _each_dead_letter(
         print(f"reading {dlq.dead_letter_topic(settings)} failed: {error}", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        reader.close()
+        source.close()
     return 0
 
 
@@ -193,22 +191,6 @@ def _moment(text: str) -> datetime:
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add Z or an offset")
     return moment
-
-
-def read_records(consumer: Consumer, topic: str, follow: bool) -> Iterator[Message]:
-    """From the beginning; up to the end as it was at the start, or for ever with `follow`."""
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-    positions = dict.fromkeys(partitions, 0)
-    while follow or any(positions[p] < ends[p] for p in partitions):
-        record = consumer.poll(1.0)
-        if record is None:
-            continue
-        if record.error() is not None:
-            raise KafkaException(record.error())
-        positions[record.partition()] = (record.offset() or 0) + 1
-        yield record
 
 
 def describe(record: Message, deserializer: AvroDeserializer) -> dict[str, object]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Message, TopicPartition
 
 from bridge.app import kafka_publisher, max_record_bytes, registry_client
 from bridge.avro import Encoder, load_schemas
@@ -27,14 +27,14 @@ from bridge.metrics import Metrics
 from bridge.pipeline import DeadLettered, Duplicate, Pipeline, Published
 from bridge.providers import build as build_providers
 from bridge.providers.base import Provider
-from bridge.publisher import Publisher, client_config
+from bridge.publisher import Publisher
+from bridge.reader import consumer, records
 from bridge.records import DeadLetter, read_dead_letter
 from bridge.routes import Route
 
 REPLAYED_FROM = "replayed_from"  # header on replayed records: <topic>:<partition>:<offset> of the dead letter
 # "Ignoring the timestamp window": wide enough for any dead letter, still a number every verifier compares.
 REPLAY_TOLERANCE_SECONDS = 100 * 365 * 24 * 3600
-POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -123,40 +123,8 @@ def whole(item: Entry) -> dict[str, Any]:
     }
 
 
-def consumer(settings: Settings, group: str) -> Consumer:
-    kafka = client_config({"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.producer})
-    return Consumer({**kafka, "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-
-
 def dead_letter_topic(settings: Settings) -> str:
     return topic_for(settings.topics.prefix, DEAD_LETTER)
-
-
-def records(source: Consumer, topic: str, committed: bool = False) -> Iterator[Message]:
-    """From the beginning (or the group's committed offsets), up to the end as it was at the start."""
-    partitions = sorted(source.list_topics(topic, timeout=10).topics[topic].partitions)
-    bounds = {p: source.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
-    starts = {p: bounds[p][0] for p in partitions}
-    if committed:
-        for done in source.committed([TopicPartition(topic, p) for p in partitions], timeout=10):
-            if done.offset >= 0:
-                starts[done.partition] = max(done.offset, starts[done.partition])
-    ends = {p: bounds[p][1] for p in partitions}
-    pending = {p for p in partitions if starts[p] < ends[p]}
-    if not pending:
-        return
-    source.assign([TopicPartition(topic, p, starts[p]) for p in sorted(pending)])
-    while pending:
-        record = source.poll(POLL_SECONDS)
-        if record is None:
-            continue
-        if record.error() is not None:
-            raise KafkaException(record.error())
-        partition, offset = record.partition() or 0, record.offset() or 0
-        if offset + 1 >= ends[partition]:
-            pending.discard(partition)
-        if offset < ends[partition]:
-            yield record
 
 
 @dataclass
@@ -227,7 +195,7 @@ async def replay(
         pipeline = Pipeline(encoder, kafka, Metrics(), settings.topics.prefix, max_record_bytes(settings),
                             RecentDeliveries(0, 1))  # fmt: skip
         replayer = Replayer(settings, pipeline, providers)
-        reader = consumer(settings, group)
+        reader = consumer(settings.kafka, group)
         try:
             async with kafka:
                 for record in records(reader, topic, committed=True):

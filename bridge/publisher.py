@@ -218,7 +218,7 @@ class KafkaPublisher:
             NewTopic(topic, num_partitions=plan.partitions, replication_factor=plan.replication_factor, config=config)
             for topic in plan.topics
         ]
-        for topic, future in admin.create_topics(new, request_timeout=15).items():
+        for topic, future in admin.create_topics(new, request_timeout=ADMIN_TIMEOUT_SECONDS).items():
             try:
                 future.result()
             except KafkaException as error:

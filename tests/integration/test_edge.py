@@ -121,13 +121,19 @@ def _answered(metrics: str) -> float:
     return sum(float(value) for value in re.findall(r'^bridge_requests_total\{source="edge".*\} (\S+)$', metrics, re.M))
 
 
-def test_topics_that_would_refuse_records_keep_the_bridge_unready(
-    stack: Stack, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def small_topic(stack: Stack) -> tuple[str, str, AdminClient]:
+    """(prefix, topic, admin): a fresh prefix whose message.delivered topic takes only 1,000,000 bytes."""
     prefix = f"it-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
     small = NewTopic(f"{prefix}.message.delivered", 1, 1, config={"max.message.bytes": "1000000"})
     admin.create_topics([small])[small.topic].result(timeout=30)
+    return prefix, small.topic, admin
+
+
+def test_topics_that_would_refuse_records_keep_the_bridge_unready(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    prefix, topic, _ = small_topic(stack)
     folder = tmp_path_factory.mktemp("unready")
     with start_bridge(stack, folder, SOURCES, {}, prefix=prefix, topics="create: false", wait_for="/healthz") as (
         url,
@@ -140,18 +146,15 @@ def test_topics_that_would_refuse_records_keep_the_bridge_unready(
             time.sleep(0.5)
     assert ready.status_code == 503
     [problem] = ready.json()["problems"]
-    assert f"topic {prefix}.message.delivered has max.message.bytes=1000000, below the " in problem
+    assert f"topic {topic} has max.message.bytes=1000000, below the " in problem
 
 
 def test_topics_the_bridge_manages_are_raised_to_the_limit(
     stack: Stack, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    prefix = f"it-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
-    small = NewTopic(f"{prefix}.message.delivered", 1, 1, config={"max.message.bytes": "1000000"})
-    admin.create_topics([small])[small.topic].result(timeout=30)
+    prefix, topic, admin = small_topic(stack)
     with start_bridge(stack, tmp_path_factory.mktemp("raised"), SOURCES, {}, prefix=prefix):
         pass  # ready: every topic now takes the largest record
-    resource = ConfigResource(ResourceType.TOPIC, small.topic)
+    resource = ConfigResource(ResourceType.TOPIC, topic)
     limit = int(admin.describe_configs([resource])[resource].result(timeout=30)["max.message.bytes"].value)
     assert limit > 1024 * 1024 + 16 * 1024

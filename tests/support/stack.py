@@ -33,8 +33,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from bridge.cli import read_records
 from bridge.events import DEAD_LETTER
+from bridge.reader import records
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = ROOT / "deploy" / "local" / "stack.sh"
@@ -223,7 +223,7 @@ def read_topic(bootstrap_servers: str, topic: str) -> list[Message]:
     """Every record of `topic`, from the beginning up to its high watermark now."""
     consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"it-{uuid.uuid4()}"})
     try:
-        return list(read_records(consumer, topic, follow=False))
+        return list(records(consumer, topic))
     finally:
         consumer.close()
 

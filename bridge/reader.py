@@ -1,0 +1,46 @@
+"""Reading a topic for the commands (`consume`, `dlq`): from the start, or a group's committed offsets, to its end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+
+from bridge.publisher import client_config
+from bridge.settings import KafkaSettings
+
+POLL_SECONDS = 1.0
+
+
+def consumer(kafka: KafkaSettings, group: str) -> Consumer:
+    """A consumer with the producer's address, TLS and SASL settings, committing only when told to."""
+    shared = client_config({"bootstrap.servers": kafka.bootstrap_servers, **kafka.producer})
+    return Consumer({**shared, "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+
+
+def records(source: Consumer, topic: str, committed: bool = False, follow: bool = False) -> Iterator[Message]:
+    """From the beginning (or the group's committed offsets) up to the end as it was at the start, or
+    for ever with `follow`."""
+    partitions = sorted(source.list_topics(topic, timeout=10).topics[topic].partitions)
+    bounds = {p: source.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
+    starts = {p: bounds[p][0] for p in partitions}
+    if committed:
+        for done in source.committed([TopicPartition(topic, p) for p in partitions], timeout=10):
+            if done.offset >= 0:
+                starts[done.partition] = max(done.offset, starts[done.partition])
+    ends = {p: bounds[p][1] for p in partitions}
+    pending = {p for p in partitions if starts[p] < ends[p]}
+    if not (pending or follow):
+        return
+    source.assign([TopicPartition(topic, p, starts[p]) for p in partitions])
+    while follow or pending:
+        record = source.poll(POLL_SECONDS)
+        if record is None:
+            continue
+        if record.error() is not None:
+            raise KafkaException(record.error())
+        partition, offset = record.partition() or 0, record.offset() or 0
+        if offset + 1 >= ends[partition]:
+            pending.discard(partition)
+        if follow or offset < ends[partition]:
+            yield record
