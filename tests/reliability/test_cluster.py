@@ -12,7 +12,7 @@ import contextlib
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -190,96 +190,74 @@ def only_503_with_retry_after(attempts: list[Attempt]) -> None:
     assert not wrong, f"answers other than 503 + Retry-After: {RETRY_AFTER}: {wrong}"
 
 
-def test_kill_9_of_the_partition_leader_under_load_loses_nothing(cluster: Cluster, served: Served) -> None:
+def under_load(scenario: str, served: Served, cluster: Cluster, failure: Callable[[Load], Awaitable[float]]) -> Row:
+    """Run `failure` once a steady load is flowing; it returns the recovery time. Then check and tally."""
     settle(served, cluster)
 
-    async def scenario() -> tuple[Load, float]:
+    async def run() -> tuple[Load, float]:
         load = Load(served.url)
         running = asyncio.create_task(load.run())
         try:
             await load.first_ok_after(time.monotonic())
             await asyncio.sleep(2)  # a steady load before the failure
-            leader = cluster.leader(served.topic(EVENT_TYPE))
-            assert leader in NODES
-            killed_at = await asyncio.to_thread(cluster.kill, leader)
-            recovered = await load.first_ok_after(killed_at) - killed_at
-            print(f"killed node {leader}; 2xx resumed after {recovered:.1f} s")
-            restart_seconds = await asyncio.to_thread(cluster.restart, leader)
-            restarted = time.monotonic()
-            await load.first_ok_after(restarted)
-            await asyncio.sleep(3)  # and a steady load with the node back
-            print(f"node {leader} restarted in {restart_seconds:.1f} s")
-            return load, recovered
+            return load, await failure(load)
         finally:
             load.stop()
             await running
 
-    load, recovered = asyncio.run(scenario())
+    load, recovered = asyncio.run(run())
     only_503_with_retry_after(load.attempts)
-    tally("3 brokers: kill -9 the leader, restart it (recovery: kill -> 2xx)", served, cluster, load, recovered)
+    return tally(scenario, served, cluster, load, recovered)
+
+
+async def down_then_back(load: Load, cluster: Cluster, victims: tuple[int, ...], what: str) -> float:
+    """Kill `victims`; while they are down no request may get a 2xx; restart them; seconds until 2xx again."""
+    killed_at = await asyncio.to_thread(cluster.kill, *victims)
+    await asyncio.sleep(PUBLISH_TIMEOUT + 5)  # every request started now fails
+    restarting = time.monotonic()
+    down = load.between(killed_at, restarting)
+    assert len(down) >= CONCURRENCY, f"only {len(down)} answers while {what}"
+    assert not [a for a in down if a.ok], f"a 2xx while {what}"
+    assert all(a.status == "503" and a.retry_after == str(RETRY_AFTER) for a in down), Counter(
+        (a.status, a.retry_after) for a in down
+    )
+    print(f"killed nodes {victims}: {len(down)} answers while {what}, all 503 + Retry-After")
+    restart_seconds = await asyncio.to_thread(cluster.restart, *victims)
+    recovered = await load.first_ok_after(killed_at) - restarting
+    await asyncio.sleep(3)
+    print(f"nodes {victims} restarted in {restart_seconds:.1f} s; 2xx {recovered:.1f} s after the restart")
+    return recovered
+
+
+def test_kill_9_of_the_partition_leader_under_load_loses_nothing(cluster: Cluster, served: Served) -> None:
+    async def failure(load: Load) -> float:
+        leader = cluster.leader(served.topic(EVENT_TYPE))
+        assert leader in NODES
+        killed_at = await asyncio.to_thread(cluster.kill, leader)
+        recovered = await load.first_ok_after(killed_at) - killed_at
+        print(f"killed node {leader}; 2xx resumed after {recovered:.1f} s")
+        restart_seconds = await asyncio.to_thread(cluster.restart, leader)
+        await load.first_ok_after(time.monotonic())
+        await asyncio.sleep(3)  # and a steady load with the node back
+        print(f"node {leader} restarted in {restart_seconds:.1f} s")
+        return recovered
+
+    under_load("3 brokers: kill -9 the leader, restart it (recovery: kill -> 2xx)", served, cluster, failure)
 
 
 def test_below_min_insync_replicas_the_bridge_answers_503_never_2xx(cluster: Cluster, served: Served) -> None:
-    settle(served, cluster)
+    async def failure(load: Load) -> float:
+        leader = cluster.leader(served.topic(EVENT_TYPE))
+        victims = (leader, next(node for node in NODES if node != leader))
+        return await down_then_back(load, cluster, victims, "one broker was up (below min.insync.replicas)")
 
-    async def scenario() -> tuple[Load, float]:
-        load = Load(served.url)
-        running = asyncio.create_task(load.run())
-        try:
-            await load.first_ok_after(time.monotonic())
-            await asyncio.sleep(2)
-            leader = cluster.leader(served.topic(EVENT_TYPE))
-            victims = (leader, next(node for node in NODES if node != leader))
-            killed_at = await asyncio.to_thread(cluster.kill, *victims)
-            await asyncio.sleep(PUBLISH_TIMEOUT + 5)  # one broker left: every request started now fails
-            restarting = time.monotonic()
-            alone = load.between(killed_at, restarting)
-            assert len(alone) >= CONCURRENCY, f"only {len(alone)} answers while one broker was up"
-            assert not [a for a in alone if a.ok], "a 2xx while one broker was up (below min.insync.replicas)"
-            assert all(a.status == "503" and a.retry_after == str(RETRY_AFTER) for a in alone), Counter(
-                (a.status, a.retry_after) for a in alone
-            )
-            print(f"killed nodes {victims}: {len(alone)} answers with one broker up, all 503 + Retry-After")
-            restart_seconds = await asyncio.to_thread(cluster.restart, *victims)
-            recovered = await load.first_ok_after(killed_at) - restarting
-            await asyncio.sleep(3)
-            print(f"nodes {victims} restarted in {restart_seconds:.1f} s; 2xx {recovered:.1f} s after the restart")
-            return load, recovered
-        finally:
-            load.stop()
-            await running
-
-    load, recovered = asyncio.run(scenario())
-    only_503_with_retry_after(load.attempts)
-    tally("3 brokers: kill -9 two (< min.insync), restart (recovery: restart -> 2xx)", served, cluster, load, recovered)
+    scenario = "3 brokers: kill -9 two (< min.insync), restart (recovery: restart -> 2xx)"
+    under_load(scenario, served, cluster, failure)
 
 
 def test_all_brokers_down_then_back_the_bridge_recovers_without_a_restart(cluster: Cluster, served: Served) -> None:
-    settle(served, cluster)
+    async def failure(load: Load) -> float:
+        return await down_then_back(load, cluster, tuple(NODES), "every broker was down")
 
-    async def scenario() -> tuple[Load, float]:
-        load = Load(served.url)
-        running = asyncio.create_task(load.run())
-        try:
-            await load.first_ok_after(time.monotonic())
-            await asyncio.sleep(2)
-            killed_at = await asyncio.to_thread(cluster.kill, *NODES)
-            await asyncio.sleep(PUBLISH_TIMEOUT + 5)
-            restarting = time.monotonic()
-            down = load.between(killed_at, restarting)
-            assert len(down) >= CONCURRENCY, f"only {len(down)} answers while every broker was down"
-            assert not [a for a in down if a.ok], "a 2xx while every broker was down"
-            print(f"all nodes killed: {len(down)} answers meanwhile, {Counter(a.status for a in down)}")
-            restart_seconds = await asyncio.to_thread(cluster.restart, *NODES)
-            recovered = await load.first_ok_after(killed_at) - restarting
-            await asyncio.sleep(3)
-            print(f"all nodes restarted in {restart_seconds:.1f} s; 2xx {recovered:.1f} s after the restart")
-            return load, recovered
-        finally:
-            load.stop()
-            await running
-
-    load, recovered = asyncio.run(scenario())
-    only_503_with_retry_after(load.attempts)
-    tally("3 brokers: kill -9 all three, restart (recovery: restart -> 2xx)", served, cluster, load, recovered)
+    under_load("3 brokers: kill -9 all three, restart (recovery: restart -> 2xx)", served, cluster, failure)
     assert httpx.get(f"{served.url}/healthz", timeout=5).status_code == 200  # the same process, still live
