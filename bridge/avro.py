@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import array
 import io
 import json
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,22 @@ EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 LATEST = datetime(9999, 12, 30, 23, 59, 59, 999000, tzinfo=UTC)
 # Registry errors that mean "fix the schema", not "try later".
 INCOMPATIBLE_STATUSES = {409, 422}
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+
+
+# Plain (not in a union) fields of these types are what fastavro's writer takes without a check: it
+# writes True or 1.5 as a long, and 2**40 into an int, silently. Each type's test, as validate's.
+_UNCHECKED: dict[str, Callable[[Any], bool]] = {
+    "int": lambda value: type(value) is int and INT_MIN <= value <= INT_MAX,
+    "long": lambda value: type(value) is int and LONG_MIN <= value <= LONG_MAX,
+    "float": lambda value: type(value) in (int, float),
+    "double": lambda value: type(value) in (int, float),
+    "boolean": lambda value: type(value) is bool,
+}
+# Everything else the writer refuses by itself when it does not fit: strings, enums, arrays and maps of
+# strings, and unions of primitives (the writer picks a union's branch with validate's own tests).
+_WRITER_CHECKED = frozenset({"null", "string", "bytes", "enum", *_UNCHECKED})
 
 
 @dataclass(frozen=True)
@@ -38,14 +55,65 @@ class EventSchema:
     event_type: str
     text: str
     parsed: Any
+    # (field, test) for the plain fields the writer does not check; None: the schema has a shape the
+    # writer may take unchecked (a nested record, an array of longs...), so every record is validated.
+    checks: tuple[tuple[str, Callable[[Any], bool]], ...] | None = ()
 
 
 def load_schemas(directory: Path = SCHEMAS_DIR, event_types: Iterable[str] = EVENT_TYPES) -> dict[str, EventSchema]:
     schemas = {}
     for event_type in event_types:
         text = (directory / f"{event_type}.avsc").read_text(encoding="utf-8")
-        schemas[event_type] = EventSchema(event_type, text, fastavro.parse_schema(json.loads(text)))
+        parsed = fastavro.parse_schema(json.loads(text))
+        schemas[event_type] = EventSchema(event_type, text, parsed, field_checks(parsed))
     return schemas
+
+
+def field_checks(parsed: Any) -> tuple[tuple[str, Callable[[Any], bool]], ...] | None:
+    """What the writer leaves unchecked in a record of this (parsed) schema: see EventSchema.checks."""
+    checks: list[tuple[str, Callable[[Any], bool]]] = []
+    for field in parsed["fields"]:
+        kind = field["type"]
+        if isinstance(kind, dict) and kind["type"] in ("array", "map"):
+            # The writer takes any iterable as an array (a string as its characters) and anything with
+            # items() as a map; of their elements, it checks strings.
+            if _primitive(kind["items" if kind["type"] == "array" else "values"]) not in ("string", "enum"):
+                return None
+            checks.append((field["name"], _array if kind["type"] == "array" else _map))
+        elif isinstance(kind, list):
+            if not all(_primitive(branch) in _WRITER_CHECKED for branch in kind):
+                return None
+        elif (name := _primitive(kind)) in _UNCHECKED:
+            # timestamp-millis: datetimes are range-checked by _check_times, and the writer refuses other types
+            # than datetime and int; an int must still be a long.
+            checks.append((field["name"], _timestamp if _logical(kind) else _UNCHECKED[name]))
+        elif name not in _WRITER_CHECKED:
+            return None
+    return tuple(checks)
+
+
+def _primitive(kind: Any) -> str:
+    return str(kind["type"] if isinstance(kind, dict) else kind)
+
+
+def _logical(kind: Any) -> bool:
+    return isinstance(kind, dict) and kind.get("logicalType") in ("timestamp-millis", "timestamp-micros")
+
+
+def _passes(checks: tuple[tuple[str, Callable[[Any], bool]], ...], record: dict[str, Any]) -> bool:
+    return all(name not in record or test(record[name]) for name, test in checks)  # absent: the default
+
+
+def _array(value: Any) -> bool:
+    return type(value) is list or (isinstance(value, Sequence | array.array) and not isinstance(value, str))
+
+
+def _map(value: Any) -> bool:
+    return isinstance(value, Mapping)
+
+
+def _timestamp(value: Any) -> bool:
+    return isinstance(value, datetime) or _UNCHECKED["long"](value)
 
 
 def subject_for(topic: str) -> str:
@@ -96,18 +164,29 @@ class Encoder:
         schema_id = self._ids.get(event.event_type)
         if schema_id is None:
             raise RegistryUnavailable(f"schema for {event.event_type} is not registered yet")
-        schema = self._schemas[event.event_type].parsed
+        schema = self._schemas[event.event_type]
         record = to_record(event)
         _check_times(record)
         out = io.BytesIO()
         out.write(struct.pack(">bI", MAGIC_BYTE, schema_id))
         try:
-            validate(record, schema, raise_errors=True)
-            fastavro.schemaless_writer(out, schema, record)
+            # fastavro's validate costs more than the write and builds an error for every union branch it
+            # tries: it runs only where the writer leaves a field unchecked, or to say why a write failed.
+            if schema.checks is None or not _passes(schema.checks, record):
+                validate(record, schema.parsed, raise_errors=True)
+            fastavro.schemaless_writer(out, schema.parsed, record)
         except ValidationError as error:
             raise PayloadInvalid(f"does not fit schema {event.event_type}: {error}") from None
         except UnicodeEncodeError as error:  # a JSON "\ud800" escape: valid JSON, not encodable text
             raise PayloadInvalid(f"text that is not valid Unicode: {error}") from None
+        except (TypeError, ValueError, OverflowError, KeyError, AttributeError):
+            # The writer refused the record: validate names the field. If it finds nothing, the two disagree,
+            # a bug, and the original error goes on (the pipeline logs it and dead-letters the delivery).
+            try:
+                validate(record, schema.parsed, raise_errors=True)
+            except ValidationError as invalid:
+                raise PayloadInvalid(f"does not fit schema {event.event_type}: {invalid}") from None
+            raise
         return out.getvalue()
 
 

@@ -13,8 +13,9 @@ import pytest
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
+from fastavro import validation
 
-from bridge.avro import SCHEMAS_DIR, Encoder, load_schemas, subject_for, to_record
+from bridge.avro import SCHEMAS_DIR, Encoder, field_checks, load_schemas, subject_for, to_record
 from bridge.errors import PayloadInvalid, RegistryUnavailable
 from bridge.events import EVENT_TYPES, CanonicalEvent, topic_for
 from tests.support.fakes import MockRegistry
@@ -36,6 +37,7 @@ COMMON = (
     "provider_event",
     "raw",
 )
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SCHEMA_FILES = sorted(SCHEMAS_DIR.glob("*.avsc"))
 OCCURRED = datetime(2025, 8, 8, 20, 15, 12, 123000, tzinfo=UTC)
 RECEIVED = datetime(2025, 8, 8, 20, 15, 13, 456000, tzinfo=UTC)
@@ -226,3 +228,54 @@ def test_unencodable_text_is_payload_invalid(encoder: Encoder) -> None:
     encoder.register()
     with pytest.raises(PayloadInvalid):
         encoder.encode(event("message.sent", details={"subject": "\ud800"}))
+
+
+# Values of every kind, for every field: encode skips fastavro's validate when the write succeeds.
+ODD_VALUES: list[Any] = [
+    None,
+    True,
+    1.5,
+    7,
+    2**31,
+    -(2**31) - 1,
+    2**63,
+    "text",
+    b"bytes",
+    ["x"],
+    [1],
+    {"k": "v"},
+    {"k": 1},
+    OCCURRED,
+]
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_encode_refuses_what_validate_refuses(encoder: Encoder, registry: MockRegistry, event_type: str) -> None:
+    """Whatever fastavro's validate refuses is PayloadInvalid; whatever it accepts comes back as written."""
+    encoder.register()
+    parsed = load_schemas()[event_type].parsed
+    for field in fields(event_type):
+        for value in ODD_VALUES:
+            candidate = event(event_type, details={field["name"]: value})  # details override common fields too
+            if validation.validate(to_record(candidate), parsed, raise_errors=False):
+                decoded = decode(registry, event_type, encoder.encode(candidate))
+                got = decoded[field["name"]]
+                if isinstance(got, datetime) and type(value) is int:  # timestamp-millis given as milliseconds
+                    got = round((got - EPOCH).total_seconds() * 1000)
+                assert got == value, (field["name"], value)
+            else:
+                with pytest.raises(PayloadInvalid, match=f"does not fit schema {event_type}: "):
+                    encoder.encode(candidate)
+
+
+def test_schemas_the_writer_cannot_check_are_always_validated() -> None:
+    def schema(kind: Any) -> Any:
+        return fastavro.parse_schema({"type": "record", "name": "T", "fields": [{"name": "f", "type": kind}]})
+
+    assert field_checks(schema({"type": "array", "items": "long"})) is None
+    assert field_checks(schema(["null", {"type": "record", "name": "R", "fields": []}])) is None
+    assert [name for name, _ in field_checks(schema({"type": "array", "items": "string"})) or ()] == ["f"]
+    assert field_checks(schema(["null", "int", "string"])) == ()
+    (name, test), *_ = field_checks(schema("int")) or [("", None)]
+    assert name == "f" and test is not None
+    assert [test(value) for value in (1, 2**31 - 1, 2**31, True, 1.0)] == [True, True, False, False, False]
