@@ -84,8 +84,7 @@ def field_checks(parsed: Any) -> tuple[tuple[str, Callable[[Any], bool]], ...] |
             if not all(_primitive(branch) in _WRITER_CHECKED for branch in kind):
                 return None
         elif (name := _primitive(kind)) in _UNCHECKED:
-            # timestamp-millis: datetimes are range-checked by _check_times, and the writer refuses other types
-            # than datetime and int; an int must still be a long.
+            # timestamp-millis: a datetime must be one a consumer can read back, an int must be a long.
             checks.append((field["name"], _timestamp if _logical(kind) else _UNCHECKED[name]))
         elif name not in _WRITER_CHECKED:
             return None
@@ -113,7 +112,12 @@ def _map(value: Any) -> bool:
 
 
 def _timestamp(value: Any) -> bool:
-    return isinstance(value, datetime) or _UNCHECKED["long"](value)
+    if isinstance(value, datetime):
+        try:
+            return EARLIEST <= value <= LATEST
+        except (TypeError, OverflowError):  # naive, or before year 1 in UTC: _check_times says which
+            return False
+    return _UNCHECKED["long"](value)
 
 
 def subject_for(topic: str) -> str:
@@ -166,13 +170,13 @@ class Encoder:
             raise RegistryUnavailable(f"schema for {event.event_type} is not registered yet")
         schema = self._schemas[event.event_type]
         record = to_record(event)
-        _check_times(record)
         out = io.BytesIO()
         out.write(struct.pack(">bI", MAGIC_BYTE, schema_id))
         try:
             # fastavro's validate costs more than the write and builds an error for every union branch it
             # tries: it runs only where the writer leaves a field unchecked, or to say why a write failed.
             if schema.checks is None or not _passes(schema.checks, record):
+                _check_times(record)
                 validate(record, schema.parsed, raise_errors=True)
             fastavro.schemaless_writer(out, schema.parsed, record)
         except ValidationError as error:

@@ -39,11 +39,11 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import sys
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextvars import ContextVar
@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, TextIO
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
@@ -99,6 +100,7 @@ QUIET_LOGGERS: Final = ("httpx", "httpx2", "httpcore")
 KAFKA_LOGGER: Final = "bridge.kafka"
 REQUEST_ID_HEADER: Final = "x-request-id"
 REQUEST_ID_MAX_CHARS: Final = 128
+_REQUEST_ID_NAME: Final = REQUEST_ID_HEADER.encode()
 RATE_LIMIT_MAX_KEYS: Final = 1024
 
 _TRACE = 5  # uvicorn's TRACE level; uvicorn names it only once it has started
@@ -231,7 +233,10 @@ class JsonFormatter(_Base):
                 line["traceback"] = traceback
         if record.stack_info:
             line["stack"] = mask(self.formatStack(record.stack_info))
-        return json.dumps(line, default=str)
+        try:
+            return orjson.dumps(line, default=str).decode()  # a tenth of json.dumps: one line per delivery
+        except TypeError:  # text that is not valid Unicode (a lone surrogate): json.dumps escapes it
+            return json.dumps(line, default=str)
 
 
 class TextFormatter(_Base):
@@ -278,7 +283,7 @@ class RequestId:
     """ASGI middleware: an id per HTTP request, in ``REQUEST_ID`` while it runs and in its ``x-request-id``.
 
     The client's ``X-Request-ID`` is kept when it is 1-128 printable ASCII characters without spaces;
-    otherwise (absent, empty, too long, spaces, control or non-ASCII bytes) a ``uuid4().hex`` is used. The
+    otherwise (absent, empty, too long, spaces, control or non-ASCII bytes) 32 random hex digits are used. The
     response's ``x-request-id`` is always this id (one the app set is replaced). Other scopes pass through.
     Wrap the whole Starlette app so that the 500s of its error middleware carry the header too.
     """
@@ -290,12 +295,13 @@ class RequestId:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_id(scope.get("headers", ())) or uuid.uuid4().hex
-        header = (REQUEST_ID_HEADER.encode(), request_id.encode("ascii"))
+        # An id, not a secret: random's generator (reseeded in a forked child) is a tenth of uuid4's cost.
+        request_id = _incoming_id(scope.get("headers", ())) or f"{random.getrandbits(128):032x}"
+        header = (_REQUEST_ID_NAME, request_id.encode("ascii"))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != header[0]]
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != _REQUEST_ID_NAME]
                 message = {**message, "headers": [*headers, header]}
             await send(message)
 
@@ -309,7 +315,7 @@ class RequestId:
 def _incoming_id(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     """The first X-Request-ID header's value when it is acceptable, else None."""
     for name, value in headers:
-        if name.lower() == REQUEST_ID_HEADER.encode():
+        if name == _REQUEST_ID_NAME or (len(name) == len(_REQUEST_ID_NAME) and name.lower() == _REQUEST_ID_NAME):
             if 1 <= len(value) <= REQUEST_ID_MAX_CHARS and all(0x21 <= byte <= 0x7E for byte in value):
                 return value.decode("ascii")
             return None

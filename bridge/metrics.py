@@ -2,7 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+M = TypeVar("M", Counter, Gauge, Histogram)
+
+
+class Children(Generic[M]):
+    """A labelled metric's children, each looked up once: prometheus_client's `labels()` checks the values
+    and takes a lock on every call, which the request path pays per delivery otherwise. For labels whose
+    values are bounded (configured sources, event types, status codes): the cache keeps every child."""
+
+    def __init__(self, metric: M) -> None:
+        self._metric: M = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 class Metrics:
@@ -92,6 +112,9 @@ class Metrics:
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
+        # The per-delivery lookups (bounded labels only: not unmapped's provider_event).
+        self.event_children = Children(self.events)
+        self.request_children = Children(self.requests)
         self.schemas_registered = Gauge(
             "bridge_schemas_registered", "1 once every event schema is registered, else 0.", registry=self.registry
         )

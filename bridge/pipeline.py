@@ -218,6 +218,6 @@ class Pipeline:
         for event in filtered:
             self._metrics.filtered.labels(event.source, event.event_type).inc()
         for event in published:
-            self._metrics.events.labels(event.source, event.event_type).inc()
+            self._metrics.event_children(event.source, event.event_type).inc()
             if event.event_type == UNMAPPED:
                 self._metrics.unmapped.labels(event.source, event.provider_event).inc()

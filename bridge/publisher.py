@@ -170,10 +170,13 @@ class KafkaPublisher:
     async def publish(self, records: Sequence[Record]) -> None:
         loop = asyncio.get_running_loop()
         futures = [self._produce(loop, record) for record in records]
+        # One record (the common case) is awaited as its own future: no gather, no wait_for, no task.
+        waiting = futures[0] if len(futures) == 1 else asyncio.gather(*futures)
+        timer = loop.call_later(self._timeout, _give_up, waiting, self._timeout)
         try:
-            await asyncio.wait_for(asyncio.gather(*futures), self._timeout)
-        except TimeoutError:
-            raise PublishFailed(f"Kafka did not acknowledge within {self._timeout:g} s") from None
+            await waiting
+        finally:
+            timer.cancel()
 
     @property
     def fatal(self) -> str | None:
@@ -274,6 +277,12 @@ class KafkaPublisher:
             self._set_fatal(kafka_error)
         else:
             log.error("Kafka producer callback failed: %s", error)
+
+
+def _give_up(waiting: asyncio.Future[Any], timeout: float) -> None:
+    """The publish timeout: the request stops waiting (503); a report that comes later finds it done."""
+    if not waiting.done():
+        waiting.set_exception(PublishFailed(f"Kafka did not acknowledge within {timeout:g} s"))
 
 
 def _settle(future: asyncio.Future[None], error: KafkaError | None) -> None:

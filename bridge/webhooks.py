@@ -10,8 +10,10 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
@@ -25,6 +27,19 @@ log = logging.getLogger(__name__)
 TOKEN_REQUEST_MAX_BYTES = 4096
 
 
+class JSONAnswer(JSONResponse):
+    """Starlette's JSONResponse, rendered by orjson: the same compact UTF-8, in a fraction of the time.
+
+    Text that is not valid Unicode (a lone surrogate quoted in a dead-letter reason) is written escaped,
+    where Starlette's render would fail with a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content)
+        except TypeError:
+            return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
 class Webhooks:
     def __init__(
         self, pipeline: Pipeline, routes: Routes, max_body_bytes: int, clock: Callable[[], float] = time.time
@@ -34,7 +49,7 @@ class Webhooks:
         self._max_body_bytes = max_body_bytes
         self._clock = clock
 
-    async def receive(self, request: Request) -> JSONResponse:
+    async def receive(self, request: Request) -> JSONAnswer:
         route = self._routes[request.path_params["source"]]
         route.admit(self._clock())
         body = await read_body(request, self._max_body_bytes)
@@ -49,7 +64,7 @@ class Webhooks:
         log.info("delivery %s", _word(outcome), extra=_fields(route.source.provider, delivery, outcome))
         return answer(outcome)
 
-    async def token(self, request: Request) -> JSONResponse:
+    async def token(self, request: Request) -> JSONAnswer:
         """`POST /webhooks/{source}/token`: OAuth2 client credentials, for providers that fetch a token."""
         route = self._routes[request.path_params["source"]]
         if route.issue_token is None:
@@ -59,7 +74,7 @@ class Webhooks:
         reply = route.issue_token(form, request.headers.get("authorization"), self._clock())
         if reply is None:
             raise UnknownSource(f"source {route.source.name!r} has no token endpoint configured")
-        return JSONResponse(reply, headers={"Cache-Control": "no-store"})
+        return JSONAnswer(reply, headers={"Cache-Control": "no-store"})
 
 
 def _word(outcome: Outcome) -> str:
@@ -83,17 +98,17 @@ def received_at(now: float) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
-def answer(outcome: Outcome) -> JSONResponse:
+def answer(outcome: Outcome) -> JSONAnswer:
     if isinstance(outcome, HandshakeReply):
-        return JSONResponse(outcome.body)
+        return JSONAnswer(outcome.body)
     if isinstance(outcome, DeadLettered):
-        return JSONResponse({"status": "dead-lettered", "reason": outcome.reason})
+        return JSONAnswer({"status": "dead-lettered", "reason": outcome.reason})
     if isinstance(outcome, Duplicate):
-        return JSONResponse({"status": "duplicate", "events": [event.event_id for event in outcome.events]})
+        return JSONAnswer({"status": "duplicate", "events": [event.event_id for event in outcome.events]})
     reply: dict[str, object] = {"status": "published", "events": [event.event_id for event in outcome.events]}
     if outcome.filtered:
         reply["filtered"] = [event.event_id for event in outcome.filtered]
-    return JSONResponse(reply)
+    return JSONAnswer(reply)
 
 
 def token_form(body: bytes, content_type: str) -> dict[str, str]:
