@@ -101,7 +101,10 @@ class KafkaPublisher:
         self._topic_worker: threading.Thread | None = None
         self._config: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
-            "linger.ms": 5,
+            # Each request waits for its record's ack, so linger is latency on every request: 1 ms against 5
+            # gave +15 % deliveries/s at 32 connections and -1 ms p50 (make bench); 0 sends more, smaller,
+            # requests and lost throughput. Compression is off: ~1 KB records on a LAN gain nothing from it.
+            "linger.ms": 1,
             # librdkafka gives up on a record when we stop waiting for it, so a 503 rarely leaves
             # a record behind that lands later (a provider retry would then duplicate it).
             "message.timeout.ms": int(timeout * 1000),
