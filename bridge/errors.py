@@ -20,6 +20,13 @@ class UnknownSource(BridgeError):
     code = "unknown_source"
 
 
+class MethodNotAllowed(BridgeError):
+    """A webhook endpoint takes POST only."""
+
+    status_code = 405
+    code = "method_not_allowed"
+
+
 class PayloadTooLarge(BridgeError):
     status_code = 413
     code = "payload_too_large"

@@ -14,12 +14,13 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import Receive
 
 from bridge.errors import ClientAborted, PayloadTooLarge, UnknownSource
 from bridge.events import Delivery
-from bridge.headers import Headers
+from bridge.headers import Headers, RawHeaders
 from bridge.pipeline import DeadLettered, Duplicate, HandshakeReply, Outcome, Pipeline, Published
 from bridge.routes import Routes
 
@@ -49,14 +50,16 @@ class Webhooks:
         self._max_body_bytes = max_body_bytes
         self._clock = clock
 
-    async def receive(self, request: Request) -> JSONAnswer:
-        route = self._routes[request.path_params["source"]]
+    async def receive(self, source: str, headers: RawHeaders, receive: Receive) -> JSONAnswer:
+        """`POST /webhooks/{source}`, given the raw ASGI parts: see app.py's direct route."""
+        route = self._routes[source]
         route.admit(self._clock())
-        body = await read_body(request, self._max_body_bytes)
+        request_headers = Headers(raw=headers)
+        body = await read_body(request_headers.get("content-length", ""), receive, self._max_body_bytes)
         delivery = Delivery(
             source=route.source.name,
             provider=route.source.provider,
-            headers=Headers(raw=request.headers.raw),
+            headers=request_headers,
             body=body,
             received_at=received_at(self._clock()),
         )
@@ -69,7 +72,7 @@ class Webhooks:
         route = self._routes[request.path_params["source"]]
         if route.issue_token is None:
             raise UnknownSource(f"source {route.source.name!r} ({route.source.provider}) has no token endpoint")
-        body = await read_body(request, TOKEN_REQUEST_MAX_BYTES)
+        body = await read_body(request.headers.get("content-length", ""), request.receive, TOKEN_REQUEST_MAX_BYTES)
         form = token_form(body, request.headers.get("content-type", ""))
         reply = route.issue_token(form, request.headers.get("authorization"), self._clock())
         if reply is None:
@@ -122,17 +125,19 @@ def token_form(body: bytes, content_type: str) -> dict[str, str]:
     return {str(key): item for key, item in value.items() if isinstance(item, str)} if isinstance(value, dict) else {}
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
+async def read_body(declared: str, receive: Receive, limit: int) -> bytes:
+    """The request body from ASGI `receive`, refused beyond `limit` bytes (at once if `declared` says so)."""
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
     chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
-            chunks.append(chunk)
-    except ClientDisconnect:  # gone, or cut off by the server's body deadline: nobody to answer
-        raise ClientAborted(f"the client went away after {size} bytes of the body") from None
-    return b"".join(chunks)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":  # gone, or cut off by the server's body deadline: nobody to answer
+            raise ClientAborted(f"the client went away after {size} bytes of the body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)

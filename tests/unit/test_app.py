@@ -394,3 +394,12 @@ def test_too_large_errors_from_kafka_are_permanent() -> None:
             other.result()
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_a_webhook_endpoint_takes_post_only(client: TestClient, publisher: FakePublisher, method: str) -> None:
+    response = client.request(method, "/webhooks/lm", content=DELIVERED)
+    assert (response.status_code, response.headers["allow"]) == (405, "POST")
+    assert response.json()["error"] == "method_not_allowed"
+    assert publisher.records == []
+    assert 'status="405"' in client.get("/metrics").text
