@@ -35,6 +35,7 @@ from bridge.webhooks import JSONAnswer, Webhooks
 
 log = logging.getLogger(__name__)
 REGISTRY_RETRY_SECONDS = 5.0
+REFUSED_RETRY_SECONDS = 30.0  # a refusal (409, 422) needs a person: not worth asking often
 REGISTRY_TIMEOUT_SECONDS = 5
 UNKNOWN_SOURCE_LABEL = "(unknown)"
 WEBHOOK_PATH = re.compile(r"/webhooks/([^/]+)(?:/token)?")
@@ -257,6 +258,12 @@ async def _register_until_done(encoder: Encoder, settings: Settings, metrics: Me
         except RegistryUnavailable as error:
             log.warning("%s; retrying in %g s", error, REGISTRY_RETRY_SECONDS)
             await asyncio.sleep(REGISTRY_RETRY_SECONDS)
+            continue
+        except Exception as error:  # noqa: BLE001 - an incompatible schema, say: said, and never silently given up
+            log.error(
+                "registering the schemas failed: %s; /readyz stays 503; retrying in %g s", error, REFUSED_RETRY_SECONDS
+            )
+            await asyncio.sleep(REFUSED_RETRY_SECONDS)
             continue
         metrics.schemas_registered.set(1)
         log.info("schemas registered: %d subjects", len(ids))

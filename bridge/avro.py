@@ -31,7 +31,8 @@ MAGIC_BYTE = 0
 EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 LATEST = datetime(9999, 12, 30, 23, 59, 59, 999000, tzinfo=UTC)
 # Registry errors that mean "fix the schema", not "try later".
-INCOMPATIBLE_STATUSES = {409, 422}
+CONFLICT = 409
+INCOMPATIBLE_STATUSES = {CONFLICT, 422}
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 
@@ -151,8 +152,8 @@ class Encoder:
                 subject = subject_for(topic_for(self._prefix, event_type))
                 avro = Schema(schema.text, "AVRO")
                 if auto_register:
-                    self._client.set_compatibility(subject, COMPATIBILITY)
-                    self._ids[event_type] = self._client.register_schema(subject, avro)
+                    _once_more_on_conflict(self._client.set_compatibility, subject, COMPATIBILITY)
+                    self._ids[event_type] = _once_more_on_conflict(self._client.register_schema, subject, avro)
                 else:
                     self._ids[event_type] = _required_id(self._client.lookup_schema(subject, avro).schema_id, subject)
         except SchemaRegistryError as error:
@@ -204,6 +205,18 @@ def _check_times(record: dict[str, Any]) -> None:
             instant = None
         if instant is None or not EARLIEST <= instant <= LATEST:
             raise PayloadInvalid(f"{name}: {value.isoformat()} is outside {EARLIEST.date()}..{LATEST.date()} (UTC)")
+
+
+def _once_more_on_conflict(call: Callable[..., Any], *args: Any) -> Any:
+    """`call`, and if the registry answers 409, once more: two processes (workers, replicas) registering a new
+    prefix at once race, and Apicurio answers the loser's rule creation 409 "already exists", where a second
+    try updates it. A schema that really is incompatible is refused again, and that 409 is raised."""
+    try:
+        return call(*args)
+    except SchemaRegistryError as error:
+        if error.http_status_code != CONFLICT:
+            raise
+    return call(*args)
 
 
 def _required_id(schema_id: int | None, subject: str) -> int:

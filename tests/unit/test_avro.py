@@ -170,6 +170,26 @@ def test_registry_refusals(status: int, expected: type[Exception]) -> None:
         Encoder(Refusing(), load_schemas(), PREFIX).register()
 
 
+def test_a_conflict_lost_to_another_process_is_tried_once_more() -> None:
+    """Two workers or replicas registering a new prefix at once: the loser's first answer is a 409."""
+
+    class Racing(MockRegistry):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lost: set[str | None] = set()
+
+        def set_compatibility(self, subject_name: str | None = None, level: str | None = None) -> str:
+            if subject_name not in self.lost:
+                self.lost.add(subject_name)
+                raise SchemaRegistryError(409, 40900, "A rule named 'COMPATIBILITY' already exists")
+            return super().set_compatibility(subject_name, level)
+
+    registry = Racing()
+    ids = Encoder(registry, load_schemas(), PREFIX).register()
+    assert len(ids) == len(EVENT_TYPES)
+    assert set(registry.compatibility.values()) == {"BACKWARD"}
+
+
 def test_encode_before_register(encoder: Encoder) -> None:
     with pytest.raises(RegistryUnavailable, match=r"message\.delivered"):
         encoder.encode(event())
