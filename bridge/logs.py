@@ -11,7 +11,8 @@ Pass the delivery's fields as extras and they become JSON keys (or ` key=value` 
 
     log.info("published %d records", n, extra={"source": name, "provider": p, "status": 202, "event_ids": ids})
 
-Only these extras are written: ``EXTRAS`` = request_id, source, provider, status, event_ids, reason, code.
+Only these extras are written: ``EXTRAS`` = request_id, source, provider, status, event_ids, reason, code, pid
+(pid only where ``configure(pid=True)``: `serve --workers N`, so that a line says which worker wrote it).
 
 What the "no secrets, signatures, credentials or bodies" guarantee rests on:
 
@@ -78,7 +79,7 @@ __all__ = [
 
 Format = Literal["json", "text"]
 
-EXTRAS: Final = ("request_id", "source", "provider", "status", "event_ids", "reason", "code")
+EXTRAS: Final = ("request_id", "source", "provider", "status", "event_ids", "reason", "code", "pid")
 """The record attributes written to a line when present (not None), in this order."""
 
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -127,7 +128,7 @@ class _Handler(logging.StreamHandler[TextIO]):
         super().emit(record)
 
 
-def configure(level: str, fmt: Format, *, stream: TextIO | None = None) -> None:
+def configure(level: str, fmt: Format, *, stream: TextIO | None = None, pid: bool = False) -> None:
     """Send every logger's lines, uvicorn's and librdkafka's included, to stderr as JSON or text at `level`.
 
     `level` is a level name in any case ("info", "DEBUG", "warning", "trace"…). Idempotent: a second call
@@ -144,6 +145,8 @@ def configure(level: str, fmt: Format, *, stream: TextIO | None = None) -> None:
     handler = _Handler(stream)
     handler.setFormatter(formatter)
     handler.addFilter(AddRequestId())
+    if pid:
+        handler.addFilter(AddPid())
     handler.addFilter(MaskEmails())
 
     root = logging.getLogger()
@@ -264,9 +267,12 @@ def _extras(record: logging.LogRecord) -> Iterator[tuple[str, Any]]:
             yield key, list(value) if isinstance(value, tuple | set | frozenset) else value
 
 
+_QUOTED = re.compile(r"[\s\"'=]")  # a value with any of these is written as a JSON string
+
+
 def _text_value(value: Any) -> str:
     text = ",".join(str(item) for item in value) if isinstance(value, list) else str(value)
-    if not text or not text.isprintable() or any(c.isspace() or c in "\"'=" for c in text):
+    if not text or not text.isprintable() or _QUOTED.search(text):
         return json.dumps(text, ensure_ascii=False)
     return text
 
@@ -320,6 +326,14 @@ def _incoming_id(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
                 return value.decode("ascii")
             return None
     return None
+
+
+class AddPid(logging.Filter):
+    """Sets `pid` (the process that wrote the line) on every record: one worker's lines among several."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.pid = record.process
+        return True
 
 
 class AddRequestId(logging.Filter):

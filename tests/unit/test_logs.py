@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -438,3 +439,14 @@ def test_librdkafka_lines_reach_bridge_kafka() -> None:
     lines = [line for line in json_lines(stream) if line["logger"] == "bridge.kafka"]
     assert lines
     assert "127.0.0.1:1" in str(lines[0]["message"])
+
+
+def test_pid_is_written_only_when_asked() -> None:
+    """`serve --workers N` asks for it: several processes write to one stream."""
+    stream = configured("json")
+    logging.getLogger("test.logs").warning("one process")
+    stream_with_pid = io.StringIO()
+    logs.configure("info", "json", stream=stream_with_pid, pid=True)
+    logging.getLogger("test.logs").warning("a worker")
+    assert "pid" not in json_lines(stream)[0]
+    assert json_lines(stream_with_pid)[0]["pid"] == os.getpid()
