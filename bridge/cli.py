@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
+import socket
 import sys
 import time
 import uuid
@@ -24,7 +26,8 @@ from bridge.avro import Encoder, load_schemas, subject_for
 from bridge.errors import BridgeError, ConfigError
 from bridge.events import DEAD_LETTER, topic_for
 from bridge.providers import PROVIDERS
-from bridge.settings import CONFIG_ENV
+from bridge.settings import CONFIG_ENV, RateLimit
+from bridge.workers import liveness, supervise
 
 log = logging.getLogger("bridge")
 LOG_FORMAT_ENV = "BRIDGE_LOG_FORMAT"
@@ -52,17 +55,70 @@ def config_schema(settings: config.Settings | None, args: argparse.Namespace) ->
 
 
 def serve(settings: config.Settings, args: argparse.Namespace) -> int:
+    host, port = args.host or settings.server.host, args.port or settings.server.port
+    workers = args.workers or settings.server.workers
+    log_level = args.log_level.lower()
+    if workers == 1:  # this process serves: no supervisor, no fork
+        _serve_app(settings, host, port, log_level)
+        return 0
+    if not sys.platform.startswith("linux"):
+        print("serve --workers above 1 needs Linux (fork, SO_REUSEPORT, sigtimedwait)", file=sys.stderr)
+        return EXIT_CONFIG
+    logs.configure(args.log_level, args.log_format, pid=True)  # which worker wrote a line
+    mine = per_worker(settings, workers)
+
+    def work(listener: socket.socket, started: Callable[[], None]) -> None:
+        _serve_app(mine, host, port, log_level, listener, started)
+
+    supervise(work, settings.server, host, port, workers)
+    return 0
+
+
+def _serve_app(
+    settings: config.Settings,
+    host: str,
+    port: int,
+    log_level: str,
+    listener: socket.socket | None = None,
+    started: Callable[[], None] | None = None,
+) -> None:
+    # In a worker this runs after the fork: the producer's threads and the registry client are its own.
     app = create_app(settings)
     metrics = app.metrics
     server.serve(
         app,
         settings.server,
-        host=args.host or settings.server.host,
-        port=args.port or settings.server.port,
-        log_level=args.log_level.lower(),
+        host=host,
+        port=port,
+        log_level=log_level,
         on_refused=lambda reason: metrics.connections_refused.labels(reason).inc(),
+        sockets=None if listener is None else [listener],
+        on_started=started,
+        # One worker among several watches its own liveness: no orchestrator's probe can single it out.
+        watch=None if listener is None else liveness(app),
     )
-    return 0
+
+
+def per_worker(settings: config.Settings, workers: int) -> config.Settings:
+    """The settings each of `workers` processes runs with: every source's rate limit divided among them, so
+    the configured rate stays the bridge's whole (a sender whose connections all reach one worker gets that
+    worker's share). The rest of the limits are per process (README, "Several workers")."""
+    if workers == 1:
+        return settings
+    sources = [
+        source
+        if source.rate_limit is None
+        else source.model_copy(
+            update={
+                "rate_limit": RateLimit(
+                    per_second=source.rate_limit.per_second / workers,
+                    burst=max(1, math.ceil(source.rate_limit.burst / workers)),
+                )
+            }
+        )
+        for source in settings.sources
+    ]
+    return settings.model_copy(update={"sources": sources})
 
 
 def check_config(settings: config.Settings, args: argparse.Namespace) -> int:
@@ -186,6 +242,16 @@ def _selection(args: argparse.Namespace) -> dlq.Selection:
     return dlq.Selection(source=args.source, reason=args.reason, since=args.since, until=args.until)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def _moment(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
@@ -230,6 +296,12 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("serve", help="run the HTTP server")
     run.add_argument("--host", help="bind address (default: server.host)")
     run.add_argument("--port", type=int, help="port (default: server.port)")
+    run.add_argument(
+        "--workers",
+        type=_positive,
+        help="processes serving the port, each with its own Kafka producer (default: server.workers, 1); "
+        "Linux only above 1",
+    )
     run.set_defaults(command=serve)
 
     commands.add_parser("check-config", help="validate the configuration and exit").set_defaults(command=check_config)

@@ -11,7 +11,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, ClassVar
@@ -43,9 +43,14 @@ _IDLE, _HEAD, _BODY = range(3)
 # SIGINT with every request answered. 3 is uvicorn's own, for a failed start-up (the port is taken, say).
 EXIT_SHUTDOWN_CUT = 1  # the shutdown budget ran out: requests still running were cancelled
 EXIT_STARTUP_FAILED = STARTUP_FAILURE
+# Only with --workers N > 1: a worker ended itself because its /healthz kept failing (its Kafka producer failed
+# for good), so that the supervisor starts a fresh one. `bridge serve` itself never exits with it.
+EXIT_WORKER_FAILED = 4
 # After the budget, the app's shutdown (the producer flush) has this long before the process exits anyway.
 SHUTDOWN_GRACE_SECONDS = 1.0
 DRAIN_POLL_SECONDS = 0.05
+WATCH_TICKS = 10  # uvicorn ticks every 0.1 s: a worker asks its own /healthz once a second...
+WATCH_FAILURES = 3  # ...and stops after this many failures in a row, as the Kubernetes liveness probe would
 
 
 @dataclass(frozen=True)
@@ -353,12 +358,39 @@ class DrainingServer(uvicorn.Server):
     if the lifespan shutdown has not finished `SHUTDOWN_GRACE_SECONDS` later, the process exits there.
     """
 
-    def __init__(self, config: Config, budget: float, on_shutdown: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        budget: float,
+        on_shutdown: Callable[[], None],
+        on_started: Callable[[], None] | None = None,
+        watch: Callable[[], Awaitable[str | None]] | None = None,
+    ) -> None:
         super().__init__(config)
         self.budget = budget
         self._on_shutdown = on_shutdown
+        self._on_started = on_started
+        self._watch = watch
+        self._unhealthy = 0  # consecutive failed watches
         self.signalled_at: float | None = None
         self.drained = True  # False once requests had to be cancelled
+        self.failed: str | None = None  # why the watch stopped this server, if it did
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._on_started is not None:
+            self._on_started()  # serving from here on: a worker tells its supervisor
+
+    async def on_tick(self, counter: int) -> bool:
+        # uvicorn calls this every 0.1 s; the watch (a worker's own liveness) runs once a second.
+        if self._watch is not None and counter % WATCH_TICKS == 0 and not self.should_exit:
+            reason = await self._watch()
+            self._unhealthy = self._unhealthy + 1 if reason is not None else 0
+            if reason is not None and self._unhealthy >= WATCH_FAILURES:
+                self.failed = reason
+                log.error("stopping this worker (pid %d), for a fresh one: %s", os.getpid(), reason)
+                self.handle_exit(signal.SIGTERM, None)
+        return await super().on_tick(counter)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.signalled_at is None:
@@ -375,6 +407,8 @@ class DrainingServer(uvicorn.Server):
             return
         original = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
         try:
+            while early_signals:  # a worker signalled while it was still building its app
+                self.handle_exit(early_signals.pop(0), None)
             yield
         finally:
             for sig, handler in original.items():
@@ -441,13 +475,21 @@ def serve(
     log_level: str,
     on_refused: Callable[[str], None] = lambda reason: None,
     on_shutdown: Callable[[], None] | None = None,
+    *,
+    sockets: list[socket.socket] | None = None,
+    on_started: Callable[[], None] | None = None,
+    watch: Callable[[], Awaitable[str | None]] | None = None,
 ) -> None:
     """Serve `app` until SIGINT/SIGTERM, then drain within `settings.shutdown_timeout_seconds`.
 
     `on_refused(reason)` is told of every connection or request the server's limits cut off;
     `on_shutdown()` the moment the signal arrives (by default, an app's `shutting_down` flag is set).
+    A worker of `supervise` passes its listening socket in `sockets` (host and port are then only for
+    uvicorn's config), `on_started` to tell the supervisor it serves, and a `watch` (see `liveness`) that
+    stops the server as if signalled once it returns a reason three times in a row.
     Returns once every request was answered; raises SystemExit(EXIT_SHUTDOWN_CUT) when the budget ran
-    out, SystemExit(EXIT_STARTUP_FAILED) when start-up failed.
+    out, SystemExit(EXIT_STARTUP_FAILED) when start-up failed, SystemExit(EXIT_WORKER_FAILED) when the
+    watch stopped it.
     """
     config = Config(
         app,
@@ -460,11 +502,24 @@ def serve(
         log_level=log_level,
         log_config=logs.UVICORN_LOG_CONFIG,  # uvicorn's lines go through the bridge's own handler and format
         proxy_headers=False,
+        access_log=settings.access_log,
     )
-    server = DrainingServer(config, settings.shutdown_timeout_seconds, on_shutdown or _tell_app(app))
+    server = DrainingServer(
+        config, settings.shutdown_timeout_seconds, on_shutdown or _tell_app(app), on_started=on_started, watch=watch
+    )
     with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run
-        server.run()
+        server.run(sockets=sockets)
     if not server.started:
         raise SystemExit(EXIT_STARTUP_FAILED)
+    if server.failed is not None:
+        raise SystemExit(EXIT_WORKER_FAILED)
     if not server.drained:
         raise SystemExit(EXIT_SHUTDOWN_CUT)
+
+
+early_signals: list[int] = []
+"""SIGTERM/SIGINT received by a worker before its server installed its handlers; that server replays them."""
+
+
+def remember_signal(sig: int, frame: FrameType | None) -> None:
+    early_signals.append(sig)

@@ -61,6 +61,17 @@ class ServerSettings(ConfigModel):
         3600.0, ge=0, description="How long an acknowledged delivery is remembered (0: only concurrent copies)."
     )
     dedupe_max_entries: int = Field(100_000, ge=1, description="Deliveries remembered at most (oldest first out).")
+    access_log: bool = Field(
+        False,
+        description="uvicorn's access line for every request, at INFO. Off by default: each delivery has its own "
+        "structured line, and bridge_requests_total counts every answer by status.",
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Processes serving the port, each with its own producer (`serve --workers` overrides; Linux). "
+        "Metrics, the dedupe window and the connection limits are per process; rate limits are divided.",
+    )
 
 
 class KafkaSettings(ConfigModel):
