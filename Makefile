@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONFIG ?= deploy/local/bridge.yaml
 STACK := deploy/local/stack.sh
 
-.PHONY: run test check unit integration reliability venv constraints stack-up stack-down stack-status stack-clean send-test bench
+.PHONY: run test check unit integration reliability venv constraints stack-up stack-down stack-status stack-clean send-test bench bench-smoke
 
 venv: $(VENV)/.installed
 
@@ -68,5 +68,11 @@ reliability: venv
 test: check
 	$(BIN)/pytest -q --cov=bridge --cov-report=term-missing:skip-covered --cov-fail-under=90
 
+# The bridge against the bare HTTP ceiling and a bare producer under wrk, on the local stack (~3 minutes;
+# apt install wrk). Results: bench/results/<UTC time>.{json,md,png}. Options: BENCH_ARGS="--profile" etc.
 bench: venv stack-up
-	$(BIN)/python -m benchmarks.throughput
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# The same, one short round (what CI runs in tests/integration/test_bench.py).
+bench-smoke: venv stack-up
+	$(BIN)/python -m benchmarks --smoke $(BENCH_ARGS)

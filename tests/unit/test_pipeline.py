@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from benchmarks.throughput import bodies, cpu_per_delivery
+from benchmarks.pipeline_cpu import bodies, pipeline_cpu
 from bridge import config
 from bridge.avro import Encoder, load_schemas
 from bridge.errors import RecordTooLarge, SignatureInvalid, StaleTimestamp
@@ -76,7 +76,7 @@ def test_a_dead_letter_replays_through_the_same_pipeline(parts: tuple[Pipeline, 
 
 
 def test_the_benchmark_measures_the_pipeline_itself() -> None:
-    assert cpu_per_delivery(bodies(3)) > 0
+    assert pipeline_cpu(bodies(3)) > 0
 
 
 class Crashing(Lettermint):
