@@ -21,14 +21,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from bridge.cli import EXIT_CONFIG
-from bridge.events import DEAD_LETTER
 from bridge.providers.lettermint import LettermintSender, signature_headers
 from bridge.server import EXIT_STARTUP_FAILED
 from tests.support.http import read_response, request
-from tests.support.stack import Stack, free_port, read_topic
+from tests.support.stack import Stack, create_too_small_topics, free_port, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -72,19 +70,6 @@ sources:
     return config
 
 
-def register_schemas(config: Path) -> None:
-    """Before the workers start: two processes registering a new prefix's subjects at once can get a 409 from
-    the registry (Apicurio: "A rule named 'COMPATIBILITY' already exists"), which ends one worker's
-    registration for good. Reported to the lead; until bridge/avro.py takes the 409 as "already set"."""
-    result = subprocess.run(
-        [sys.executable, "-m", "bridge", "--config", str(config), "register-schemas"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-
-
 def command(config: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "bridge", "--config", str(config), "serve", "--workers", str(WORKERS), *extra]
 
@@ -95,7 +80,6 @@ def serve_workers(stack: Stack, folder: Path, wait_for: str = "/readyz") -> Iter
     said they serve; stopped in the end by PID (every worker too, should the supervisor be gone)."""
     port, prefix = free_port(), f"it-workers-{uuid.uuid4().hex[:8]}"
     path = write_config(folder, stack, port, prefix)
-    register_schemas(path)
     log = folder / "bridge.log"
     with log.open("wb") as output:
         process = subprocess.Popen(command(path), stdout=output, stderr=subprocess.STDOUT)
@@ -105,17 +89,21 @@ def serve_workers(stack: Stack, folder: Path, wait_for: str = "/readyz") -> Iter
         wait_until(lambda: answers(served, wait_for) and "all 2 workers serving" in served.log_text(), START_TIMEOUT)
         yield served
     finally:
-        seen.update(children(process.pid))
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=BUDGET + 10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        for pid in seen | set(children(process.pid)):  # a worker left behind is a failure, but is stopped here
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        stop(process, seen | set(children(process.pid)))
+
+
+def stop(process: subprocess.Popen[bytes], workers: set[int]) -> None:
+    """The supervisor by SIGTERM (killed if it overruns), then any worker left behind, by PID."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=BUDGET + 10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    for pid in workers:  # a worker left behind is a failure, but is stopped here
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def answers(served: Served, path: str, times: int = 8) -> bool:
@@ -318,17 +306,10 @@ def test_a_worker_killed_is_replaced_and_the_service_keeps_answering(stack: Stac
 def test_a_worker_whose_producer_fails_for_good_is_replaced(stack: Stack, tmp_path: Path) -> None:
     """The fatal error of tests/reliability/test_fatal.py: a worker's /healthz fails, it stops with status 4."""
     prefix = f"it-workers-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
-    topics = [
-        NewTopic(f"{prefix}.{EVENT_TYPE}", 1, 1, config={"max.message.bytes": str(SMALL_TOPIC_BYTES)}),
-        NewTopic(f"{prefix}.{DEAD_LETTER}", 1, 1),
-    ]
-    for future in admin.create_topics(topics, request_timeout=15).values():
-        future.result()
+    create_too_small_topics(stack, prefix, EVENT_TYPE, SMALL_TOPIC_BYTES)
     port = free_port()
     gapless = ", producer: {enable.gapless.guarantee: true}"
     config = write_config(tmp_path, stack, port, prefix, kafka=gapless, topics=", create: false")
-    register_schemas(config)
     log = tmp_path / "bridge.log"
     with log.open("wb") as output:
         process = subprocess.Popen(command(config), stdout=output, stderr=subprocess.STDOUT)
@@ -348,16 +329,7 @@ def test_a_worker_whose_producer_fails_for_good_is_replaced(stack: Stack, tmp_pa
         assert "starting another in 1 s" in text
         assert process.poll() is None
     finally:
-        workers += children(process.pid)
-        process.terminate()
-        try:
-            process.wait(timeout=BUDGET + 10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        for pid in workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        stop(process, {*workers, *children(process.pid)})
 
 
 def run_serve(config: Path, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -23,12 +23,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from bridge.events import DEAD_LETTER
 from bridge.providers.lettermint import LettermintSender, signature_headers
 from tests.support.reliability import Row, record
-from tests.support.stack import Stack, free_port, read_topic
+from tests.support.stack import Stack, create_too_small_topics, free_port, read_topic
 
 pytestmark = pytest.mark.reliability
 
@@ -56,13 +54,7 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60
 
 def test_a_fatal_producer_error_fails_liveness_and_nothing_is_answered_2xx(stack: Stack, tmp_path: Path) -> None:
     prefix = f"fatal-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
-    topics = [
-        NewTopic(f"{prefix}.{EVENT_TYPE}", 1, 1, config={"max.message.bytes": str(SMALL_TOPIC_BYTES)}),
-        NewTopic(f"{prefix}.{DEAD_LETTER}", 1, 1),
-    ]
-    for future in admin.create_topics(topics, request_timeout=15).values():
-        future.result()
+    create_too_small_topics(stack, prefix, EVENT_TYPE, SMALL_TOPIC_BYTES)
     port = free_port()
     config = tmp_path / "bridge.yaml"
     config.write_text(

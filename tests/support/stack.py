@@ -260,3 +260,19 @@ def decode(registry: SchemaRegistryClient, record: Message) -> dict[str, Any]:
     value = AvroDeserializer(registry)(record.value(), SerializationContext(record.topic() or "", MessageField.VALUE))
     assert isinstance(value, dict)
     return value
+
+
+def create_too_small_topics(stack: Stack, prefix: str, event_type: str, max_message_bytes: int) -> None:
+    """`<prefix>.<event_type>` taking no record above `max_message_bytes` (and the dead-letter topic as the
+    broker makes it): a record above it fails for good, and with the gapless guarantee fails the producer."""
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+    from bridge.events import DEAD_LETTER
+
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    topics = [
+        NewTopic(f"{prefix}.{event_type}", 1, 1, config={"max.message.bytes": str(max_message_bytes)}),
+        NewTopic(f"{prefix}.{DEAD_LETTER}", 1, 1),
+    ]
+    for future in admin.create_topics(topics, request_timeout=15).values():
+        future.result()
