@@ -1,4 +1,4 @@
-"""The `bridge` command: serve, check-config, config-schema, register-schemas, send-test, consume, dlq."""
+"""The `bridge` command: serve, check-config, config-schema, register-schemas, send-test, consume, dlq, consumer."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from bridge import config, dlq, logs, reader, server
 from bridge.app import create_app, registry_client
 from bridge.avro import Encoder, load_schemas, subject_for
+from bridge.consumers import CONSUMERS
+from bridge.consumers import commands as consumers
+from bridge.consumers.framework import Query
 from bridge.errors import BridgeError, ConfigError
 from bridge.events import DEAD_LETTER, topic_for
 from bridge.providers import PROVIDERS
@@ -221,6 +224,45 @@ def dlq_replay(settings: config.Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def consumer_run(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Run a reference consumer until SIGTERM, or until it has caught up with the end offsets seen at start."""
+    request = consumers.RunRequest(
+        name=args.name,
+        store=args.store,
+        from_beginning=args.from_beginning,
+        until_caught_up=args.until_caught_up,
+        http_host=args.http_host,
+        http_port=args.http_port,
+    )
+    try:
+        summary, store = consumers.run(settings, request)
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (KafkaException, consumers.Failed, OSError) as error:
+        print(f"consumer {args.name} stopped: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"consumer {args.name}: {summary.processed} processed, {summary.duplicates} duplicates, "
+        f"{summary.dead_letters} dead letters, {summary.batches} batches (store {store})"
+    )
+    return 0
+
+
+def consumer_report(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Print a reference consumer's store: a table per section, or JSON."""
+    try:
+        sections = consumers.report(settings, args.name, args.store, Query(address=args.address))
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except consumers.Failed as error:
+        print(f"report failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(consumers.render(sections, args.format))
+    return 0
+
+
 def _each_dead_letter(
     settings: config.Settings, selection: dlq.Selection, handle: Callable[[dlq.Entry], object]
 ) -> int:
@@ -341,4 +383,30 @@ def _parser() -> argparse.ArgumentParser:
     read.add_argument("topic", help="e.g. webhooks.message.delivered or webhooks.dead-letter")
     read.add_argument("--follow", action="store_true", help="keep waiting for new records")
     read.set_defaults(command=consume)
+    _consumer_commands(commands)
     return parser
+
+
+def _consumer_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = commands.add_parser("consumer", help="reference consumers: suppression, analytics, billing").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    running = group.add_parser("run", help="consume, store, commit; until SIGTERM or --until-caught-up")
+    reporting = group.add_parser("report", help="print what a consumer's store holds")
+    for action in (running, reporting):
+        action.add_argument("name", choices=sorted(CONSUMERS), help="which consumer")
+        action.add_argument(
+            "--store", help="store URL: sqlite:///path/file.db or postgresql://... (default: consumers)"
+        )
+    running.add_argument(
+        "--from-beginning", action="store_true", help="reset the group to the earliest offsets (a rebuild)"
+    )
+    running.add_argument(
+        "--until-caught-up", action="store_true", help="stop once the end offsets seen at start are processed"
+    )
+    running.add_argument("--http-port", type=_positive, help="suppression only: serve GET /suppressions/{address}")
+    running.add_argument("--http-host", default="127.0.0.1", help="bind address of --http-port (default: 127.0.0.1)")
+    running.set_defaults(command=consumer_run)
+    reporting.add_argument("--format", choices=consumers.FORMATS, default="table", help="table (default) or json")
+    reporting.add_argument("--address", help="suppression only: the entry for one address")
+    reporting.set_defaults(command=consumer_report)

@@ -17,6 +17,7 @@ from bridge.records import BATCH_OVERHEAD_BYTES, record_limit
 from bridge.settings import (
     CONFIG_ENV,
     ConfigModel,
+    ConsumersSettings,
     KafkaSettings,
     RegistrySettings,
     ServerSettings,
@@ -43,6 +44,7 @@ class Settings(ConfigModel):
     topics: TopicSettings = Field(default_factory=TopicSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     sources: list[AnySource] = Field(min_length=1)
+    consumers: ConsumersSettings = Field(default_factory=ConsumersSettings)
 
     @field_validator("sources")
     @classmethod

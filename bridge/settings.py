@@ -8,23 +8,36 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from bridge import kafka_config
 from bridge.errors import ConfigError
 from bridge.events import EVENT_TYPES
+from bridge.secrets import FILE_REFERENCE, as_file_secret, lines, read_secret_file
 
 CONFIG_ENV = "BRIDGE_CONFIG"
 SOURCE_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 TOPIC_PREFIX = r"^[A-Za-z0-9._-]{1,200}$"
 MESSAGE_KEY = re.compile(r"([a-z_][a-z0-9_]*(?:\.[A-Za-z0-9_-]+)*): ")
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# `${file:/path}` or an environment reference, in one pass: a value read from either is not scanned again.
+REFERENCE = re.compile(r"\$\{file:([^}]+)\}|" + ENV_REFERENCE.pattern)
+# Where `${file:/path}` stays a reference, re-read when the file changes (bridge/secrets.py).
+ROTATING = re.compile(r"sources\.\d+\.secrets\.\d+|kafka\.sasl\.password")
 # Providers give up on a delivery after about 30 s; the bridge must answer before that.
 PROVIDER_TIMEOUT_SECONDS = 30
+# The reference consumers' stores (bridge/consumers/store.py): one SQLite file per consumer unless configured.
+STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
+DEFAULT_STORE = "sqlite:///bridge-consumer-{name}.db"
 # Request headers never copied into dead-letter records: credentials. Sources add their own.
 PRIVATE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+# Kafka security: which protocols use SASL or TLS, and the SASL mechanisms that take a user and password.
+SASL_PROTOCOLS = frozenset({"SASL_SSL", "SASL_PLAINTEXT"})
+TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
+USER_MECHANISMS = frozenset({"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"})
 
 
 class ConfigModel(BaseModel):
@@ -74,30 +87,204 @@ class ServerSettings(ConfigModel):
     )
 
 
-class KafkaSettings(ConfigModel):
-    bootstrap_servers: str
-    producer: dict[str, str | int | float | bool] = Field(
-        {},
-        description="Extra librdkafka settings (security.protocol, sasl.*, ssl.*, compression.type, ...); "
-        "acks and enable.idempotence are fixed: the delivery guarantee is not configurable.",
+class KafkaSaslSettings(ConfigModel):
+    """SASL: the mechanism and, for PLAIN and SCRAM, the user. OAUTHBEARER's sasl.oauthbearer.* go in kafka.producer."""
+
+    mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"]
+    username: str | None = None
+    password: SecretStr | None = Field(
+        None, description="`${file:/path}` is re-read when the file changes, and the producer re-authenticates with it."
     )
 
-    @field_validator("producer")
+    @field_validator("password", mode="before")
+    @classmethod
+    def _file_password(cls, value: object) -> object:
+        return as_file_secret(value)
+
+    @model_validator(mode="after")
+    def _user_for_password_mechanisms(self) -> Self:
+        if self.mechanism in USER_MECHANISMS and not (self.username and self.password):
+            raise ValueError(f"{self.mechanism} needs username and password")
+        if self.password is not None and not self.password.get_secret_value():
+            raise ValueError("password: empty (is its environment variable set?)")
+        return self
+
+
+class KafkaTlsSettings(ConfigModel):
+    """TLS: the CA bundle that signed the brokers' certificates, and a client certificate for mutual TLS."""
+
+    ca: str | None = Field(None, description="PEM file of the CA(s) to trust; default: the system's.")
+    certificate: str | None = Field(None, description="PEM file of the client certificate (mutual TLS).")
+    key: str | None = Field(None, description="PEM file of the client certificate's private key.")
+    key_password: SecretStr | None = None
+    verify_hostname: bool = Field(True, description="Check the broker's name against its certificate.")
+
+    @model_validator(mode="after")
+    def _pair(self) -> Self:
+        if (self.certificate is None) != (self.key is None):
+            raise ValueError("certificate and key go together (mutual TLS needs both)")
+        return self
+
+
+class KafkaSettings(ConfigModel):
+    bootstrap_servers: str
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None = Field(
+        None, description="Default: SASL_SSL with `sasl`, SSL with `tls` alone, else librdkafka's (PLAINTEXT)."
+    )
+    sasl: KafkaSaslSettings | None = None
+    tls: KafkaTlsSettings | None = None
+    passthrough: dict[str, str | int | float | bool] = Field(
+        {},
+        alias="producer",
+        description="Extra librdkafka settings (compression.type, sasl.oauthbearer.*, ...), checked against "
+        "librdkafka's property names; acks and enable.idempotence are fixed: the delivery guarantee is not "
+        "configurable. Admin clients and consumers get every one that is not producer-only.",
+    )
+
+    @field_validator("passthrough")
     @classmethod
     def _guarantee_fixed(cls, value: dict[str, Any]) -> dict[str, Any]:
-        fixed = {"acks", "request.required.acks", "enable.idempotence", "bootstrap.servers"}
+        fixed = {"acks", "request.required.acks", "enable.idempotence", "bootstrap.servers", "metadata.broker.list"}
         clash = sorted(fixed & value.keys())
         if clash:
             raise ValueError(f"{', '.join(clash)} cannot be overridden (acks=all and idempotence are fixed)")
+        problems = [f"unknown librdkafka property {name}" for name in kafka_config.unknown(value)]
+        problems += [
+            f"{name} is a consumer property (the producer would ignore it)"
+            for name in kafka_config.consumer_only(value)
+        ]
+        if problems:
+            raise ValueError("; ".join(problems) + " (known: librdkafka's CONFIGURATION.md)")
         return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        protocol = self.protocol()
+        if self.sasl is not None and protocol not in SASL_PROTOCOLS:
+            raise ValueError(f"sasl: not used with security_protocol {protocol}; SASL_SSL or SASL_PLAINTEXT use it")
+        if self.tls is not None and protocol not in TLS_PROTOCOLS:
+            raise ValueError(f"tls: not used with security_protocol {protocol}; SSL or SASL_SSL use it")
+        if self.sasl is None and protocol in SASL_PROTOCOLS and "sasl.mechanism" not in self.passthrough:
+            raise ValueError(f"sasl: security_protocol {protocol} needs a sasl mechanism (kafka.sasl)")
+        first_class = sorted(self._first_class().keys() & self.passthrough.keys())
+        if first_class:
+            raise ValueError(
+                f"producer: {', '.join(first_class)} come from kafka.security_protocol/sasl/tls: set them there"
+            )
+        return self
+
+    def protocol(self) -> str:
+        if self.security_protocol is not None:
+            return self.security_protocol
+        if self.sasl is not None:
+            return "SASL_SSL"
+        if self.tls is not None:
+            return "SSL"
+        return str(self.passthrough.get("security.protocol", "PLAINTEXT")).upper()
+
+    @property
+    def producer(self) -> dict[str, Any]:
+        """Every librdkafka property the configuration gives (but bootstrap.servers): `kafka.producer`, plus
+        what security_protocol, sasl and tls map to. A file-backed sasl.password stays a FileSecret (the
+        publisher re-reads it); `kafka_config.plain()` turns the values into what librdkafka takes."""
+        return {**self.passthrough, **self._first_class()}
+
+    def _first_class(self) -> dict[str, Any]:
+        mapped: dict[str, Any] = {}
+        if self.security_protocol is not None or self.sasl is not None or self.tls is not None:
+            mapped["security.protocol"] = self.protocol()
+        if self.sasl is not None:
+            mapped["sasl.mechanism"] = self.sasl.mechanism
+            if self.sasl.username is not None:
+                mapped["sasl.username"] = self.sasl.username
+            if self.sasl.password is not None:
+                mapped["sasl.password"] = self.sasl.password
+        if self.tls is not None:
+            mapped.update(_tls_properties(self.tls))
+        return mapped
+
+
+def _tls_properties(tls: KafkaTlsSettings) -> dict[str, Any]:
+    locations = {"ssl.ca.location": tls.ca, "ssl.certificate.location": tls.certificate, "ssl.key.location": tls.key}
+    mapped: dict[str, Any] = {key: value for key, value in locations.items() if value is not None}
+    if tls.key_password is not None:
+        mapped["ssl.key.password"] = tls.key_password
+    mapped["ssl.endpoint.identification.algorithm"] = "https" if tls.verify_hostname else "none"
+    return mapped
+
+
+class RegistryTlsSettings(ConfigModel):
+    """TLS to the registry: the CA that signed its certificate, and a client certificate if it asks for one."""
+
+    ca: str | None = Field(None, description="PEM file of the CA(s) to trust; default: certifi's bundle.")
+    certificate: str | None = Field(None, description="PEM file of a client certificate.")
+    key: str | None = Field(None, description="PEM file of its private key.")
+
+    @model_validator(mode="after")
+    def _key_needs_certificate(self) -> Self:
+        if self.key is not None and self.certificate is None:
+            raise ValueError("key: needs certificate")
+        return self
+
+
+class RegistryUser(ConfigModel):
+    username: str = Field(min_length=1)
+    password: SecretStr
 
 
 class RegistrySettings(ConfigModel):
     url: str
-    client: dict[str, str] = Field({}, description="Extra SchemaRegistryClient settings, e.g. basic.auth.user.info.")
+    client: dict[str, str] = Field({}, description="Extra SchemaRegistryClient settings (cache.capacity, proxy, ...).")
     auto_register: bool = Field(
         True, description="Register the schemas at start-up; off where CI runs `bridge register-schemas`."
     )
+    tls: RegistryTlsSettings | None = None
+    basic_auth: SecretStr | RegistryUser | None = Field(
+        None, description='"user:password" (a Confluent Cloud API key and secret) or {username, password}.'
+    )
+    bearer_token: SecretStr | None = Field(None, description="Sent as `Authorization: Bearer <token>`.")
+    logical_cluster: str | None = Field(None, description="With bearer_token on Confluent Cloud: lsrc-...")
+    identity_pool: str | None = Field(None, description="With bearer_token on Confluent Cloud: pool-...")
+
+    @field_validator("basic_auth")
+    @classmethod
+    def _user_and_password(cls, value: SecretStr | RegistryUser | None) -> SecretStr | RegistryUser | None:
+        if isinstance(value, SecretStr) and ":" not in value.get_secret_value():
+            raise ValueError('basic_auth: "user:password", or {username, password}')
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> Self:
+        if self.basic_auth is not None and self.bearer_token is not None:
+            raise ValueError("basic_auth: and bearer_token both set; the registry takes one")
+        clash = sorted(self._first_class().keys() & self.client.keys())
+        if clash:
+            raise ValueError(f"client: {', '.join(clash)} come from schema_registry.tls/basic_auth/bearer_token")
+        return self
+
+    def client_config(self) -> dict[str, Any]:
+        """SchemaRegistryClient's settings but `url` and `timeout`: `client` plus tls, basic_auth, bearer_token."""
+        return {**self.client, **self._first_class()}
+
+    def _first_class(self) -> dict[str, Any]:
+        config: dict[str, Any] = {}
+        if self.tls is not None:
+            locations = {"ssl.ca.location": self.tls.ca, "ssl.certificate.location": self.tls.certificate}
+            config.update({key: value for key, value in locations.items() if value is not None})
+            if self.tls.key is not None:
+                config["ssl.key.location"] = self.tls.key
+        if isinstance(self.basic_auth, RegistryUser):
+            config["basic.auth.user.info"] = f"{self.basic_auth.username}:{self.basic_auth.password.get_secret_value()}"
+        elif self.basic_auth is not None:
+            config["basic.auth.user.info"] = self.basic_auth.get_secret_value()
+        if self.bearer_token is not None:
+            # confluent-kafka's static token needs a logical cluster; a registry other than Confluent's ignores it.
+            config["bearer.auth.credentials.source"] = "STATIC_TOKEN"
+            config["bearer.auth.token"] = self.bearer_token.get_secret_value()
+            config["bearer.auth.logical.cluster"] = self.logical_cluster or ""
+            if self.identity_pool is not None:
+                config["bearer.auth.identity.pool.id"] = self.identity_pool
+        return config
 
 
 class TopicSettings(ConfigModel):
@@ -105,6 +292,54 @@ class TopicSettings(ConfigModel):
     create: bool = True
     partitions: int = Field(-1, description="-1: the broker's num.partitions")
     replication_factor: int = Field(-1, description="-1: the broker's default.replication.factor")
+
+
+class ConsumerSettings(ConfigModel):
+    """One reference consumer (bridge/consumers/): where it stores, and its consumer group."""
+
+    store: str | None = Field(
+        None, description="Store URL (sqlite:///file.db, postgresql://...); default: consumers.store."
+    )
+    group: str | None = Field(None, description="Consumer group; default: <topics.prefix>.consumer.<name>.")
+
+    @field_validator("store")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        return None if value is None else check_store_url(value)
+
+
+class ConsumersSettings(ConfigModel):
+    """The reference consumers: suppression, analytics, billing. All optional, with defaults."""
+
+    store: str = Field(
+        DEFAULT_STORE,
+        description="Store URL for every consumer without its own; `{name}` becomes the consumer's name, so each "
+        "gets its own SQLite file by default.",
+    )
+    batch_size: int = Field(500, ge=1, le=100_000, description="Records per poll, stored in one transaction.")
+    poll_seconds: float = Field(0.5, gt=0, le=30, description="How long one poll waits for records.")
+    suppression: ConsumerSettings = Field(default_factory=ConsumerSettings)
+    analytics: ConsumerSettings = Field(default_factory=ConsumerSettings)
+    billing: ConsumerSettings = Field(default_factory=ConsumerSettings)
+
+    @field_validator("store")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        return check_store_url(value)
+
+    def store_for(self, name: str) -> str:
+        own: ConsumerSettings = getattr(self, name)
+        return (own.store or self.store).replace("{name}", name)
+
+    def group_for(self, name: str, prefix: str) -> str:
+        own: ConsumerSettings = getattr(self, name)
+        return own.group or f"{prefix}.consumer.{name}"
+
+
+def check_store_url(value: str) -> str:
+    if not value.startswith(STORE_SCHEMES):
+        raise ValueError(f"{value!r}: a store URL starts with {' or '.join(STORE_SCHEMES)}")
+    return value
 
 
 class RateLimit(ConfigModel):
@@ -119,7 +354,11 @@ class SourceSettings(ConfigModel):
 
     name: str = Field(pattern=SOURCE_NAME, description="The route: POST /webhooks/<name>.")
     provider: str
-    secrets: list[SecretStr] = Field([], description="Shared secrets, several at once during rotation.")
+    secrets: list[SecretStr] = Field(
+        [],
+        description="Shared secrets, several at once during rotation. `${file:/path}`: the file's lines, each a "
+        "secret, read again when the file changes.",
+    )
     tolerance_seconds: int = Field(300, ge=0, description="Signed-timestamp window, both directions.")
     event_types: list[str] | None = Field(
         None, description="Canonical event types this source publishes; others are acknowledged and counted."
@@ -127,6 +366,11 @@ class SourceSettings(ConfigModel):
     rate_limit: RateLimit | None = Field(
         None, description="Off by default. Requests beyond it get 429 with Retry-After, before any verification."
     )
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _files(cls, value: object) -> object:
+        return [as_file_secret(item) for item in value] if isinstance(value, list) else value
 
     @field_validator("secrets")
     @classmethod
@@ -144,7 +388,8 @@ class SourceSettings(ConfigModel):
         return value
 
     def secret_values(self) -> list[str]:
-        return [secret.get_secret_value() for secret in self.secrets]
+        """The secrets as they stand now: a file-backed entry gives its file's current lines."""
+        return [value for secret in self.secrets for value in lines(secret)]
 
     def publishes(self, event_type: str) -> bool:
         return self.event_types is None or event_type in self.event_types
@@ -168,25 +413,34 @@ class SecretSource(SourceSettings):
 
 
 def substitute_env(value: Any, environ: dict[str, str], path: str = "") -> Any:
-    """Replace `${VAR}` and `${VAR:-default}` in every string of a loaded YAML tree."""
+    """Replace `${VAR}`, `${VAR:-default}` and `${file:/path}` in every string of a loaded YAML tree.
+
+    A value that is exactly `${file:/path}` where a secret is re-read on change (ROTATING) is left as it
+    is: the settings make it a FileSecret (bridge/secrets.py).
+    """
     if isinstance(value, dict):
         return {
             key: substitute_env(item, environ, f"{path}.{key}" if path else str(key)) for key, item in value.items()
         }
     if isinstance(value, list):
         return [substitute_env(item, environ, f"{path}.{index}") for index, item in enumerate(value)]
-    if not isinstance(value, str):
+    if not isinstance(value, str) or (ROTATING.fullmatch(path) and FILE_REFERENCE.fullmatch(value.strip())):
         return value
 
     def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
+        file, name, default = match.group(1), match.group(2), match.group(3)
+        if file is not None:
+            try:
+                return read_secret_file(file.strip())
+            except ValueError as error:
+                raise ConfigError(f"{path}: {error}") from None
         if name in environ:
             return environ[name]
         if default is not None:
             return default
         raise ConfigError(f"{path}: environment variable {name} is not set")
 
-    return ENV_REFERENCE.sub(replace, value)
+    return REFERENCE.sub(replace, value)
 
 
 def problem_line(problem: ErrorDetails, skip: frozenset[str] = frozenset()) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from tests.support.postgres import Postgres, binaries, postgres_server
 from tests.support.stack import Stack, containers, docker_answers, interrupt_on_sigterm, jvm_stack
 
 
@@ -28,3 +29,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def registry(stack: Stack) -> Iterator[SchemaRegistryClient]:
     with SchemaRegistryClient({"url": stack.registry_url, "timeout": 10}) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A real PostgreSQL server for the session (tests/support/postgres.py); each test makes its own database."""
+    found = binaries()
+    if found is None:
+        pytest.skip(
+            "no PostgreSQL binaries: initdb and pg_ctl are neither on PATH nor in /usr/lib/postgresql/*/bin "
+            "(apt-get install postgresql; .ci/run does)"
+        )
+    with postgres_server(found) as server:
+        yield server
