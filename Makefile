@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONFIG ?= deploy/local/bridge.yaml
 STACK := deploy/local/stack.sh
 
-.PHONY: run test check unit integration reliability venv constraints stack-up stack-down stack-status stack-clean send-test bench bench-smoke
+.PHONY: run test check unit integration reliability venv constraints stack-up stack-up-secure stack-down stack-status stack-clean send-test bench bench-smoke
 
 venv: $(VENV)/.installed
 
@@ -26,6 +26,11 @@ constraints:
 
 stack-up:
 	$(STACK) up
+
+# The same node with SASL_SSL/SCRAM-SHA-512 on 9094 and mutual TLS on 9095 too; client files in .stack/dev/secure/
+# (deploy/local/bridge-sasl.yaml and bridge-mtls.yaml use them). `make stack-down` stops it.
+stack-up-secure:
+	$(STACK) up --secure
 
 stack-down:
 	$(STACK) down

@@ -43,9 +43,9 @@ DELIVERY_PATH = re.compile(r"/webhooks/([^/]+)")
 
 
 def registry_client(settings: Settings) -> SchemaRegistryClient:
-    return SchemaRegistryClient(
-        {"url": settings.schema_registry.url, "timeout": REGISTRY_TIMEOUT_SECONDS, **settings.schema_registry.client}
-    )
+    """The registry client every command uses: `schema_registry.client` plus its TLS and credentials."""
+    registry = settings.schema_registry
+    return SchemaRegistryClient({"url": registry.url, "timeout": REGISTRY_TIMEOUT_SECONDS, **registry.client_config()})
 
 
 def all_topics(settings: Settings) -> list[str]:

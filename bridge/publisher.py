@@ -25,9 +25,11 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
+from bridge import kafka_config
 from bridge.errors import PublishFailed, RecordTooLarge
 from bridge.logs import kafka_logger
 from bridge.records import BATCH_OVERHEAD_BYTES, Record
+from bridge.secrets import FileSecret
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ LINGER_MS = 1  # the default; kafka.producer may override it (see the comment wh
 # Errors that say a record is too large: they never pass, so they are not worth a retry.
 TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_MSG_SIZE})
 ADMIN_TIMEOUT_SECONDS = 15
+# Connection errors /readyz shows at most (the newest of each kind), until a metadata request succeeds again.
+MAX_CONNECTION_PROBLEMS = 3
 
 
 class Publisher(Protocol):
@@ -111,11 +115,16 @@ class KafkaPublisher:
             "message.timeout.ms": int(timeout * 1000),
             # Room for the largest record the bridge writes (config.py refuses a smaller override).
             **({"message.max.bytes": max_record_bytes + BATCH_OVERHEAD_BYTES} if max_record_bytes else {}),
-            **extra,
+            **kafka_config.plain(extra),
             **GUARANTEE,
             "error_cb": self._on_error,
             "logger": kafka_logger(),  # librdkafka's own lines: through the bridge's handler, rate-limited
         }
+        # A file-backed password (`${file:}`): the poll thread hands a changed one to the producer.
+        password = extra.get("sasl.password")
+        self._password = password if isinstance(password, FileSecret) else None
+        # Why the broker is out of reach (authentication failed, certificate verify failed, ...), from error_cb.
+        self._connection: dict[int, str] = {}
         self._fatal: str | None = None
         self._producer = Producer(self._config)
         self._stop = threading.Event()
@@ -191,6 +200,20 @@ class KafkaPublisher:
         # _poll); this covers a client that hands them here after all.
         if error.fatal():
             self._set_fatal(error)
+            return
+        # librdkafka repeats a connection error on every retry: said once, until the broker answers again.
+        message = error.str()
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            # Alone it does not say why; a listener of another protocol just closes the connection.
+            protocol = str(self._config.get("security.protocol", "PLAINTEXT")).upper()
+            message += (
+                f" ({self._config['bootstrap.servers']} with security.protocol={protocol}: the brokers are down, "
+                "or that listener expects another protocol)"
+            )
+        if self._connection.get(error.code()) != message:
+            log.error("Kafka: %s", message)
+        connection = {**self._connection, error.code(): message}
+        self._connection = dict(list(connection.items())[-MAX_CONNECTION_PROBLEMS:])
 
     def _set_fatal(self, error: KafkaError) -> None:
         """A fatal error (e.g. the idempotent producer lost its sequence) ends this producer for good:
@@ -213,10 +236,13 @@ class KafkaPublisher:
             metadata = await asyncio.to_thread(self._producer.list_topics, timeout=2)
         except KafkaException:
             return False
+        if metadata.brokers:
+            self._connection = {}
         return bool(metadata.brokers)
 
     def problems(self) -> list[str]:
-        return list(self._problems or [])
+        connection = [f"kafka: {message}" for message in self._connection.values()]
+        return [*connection, *(self._problems or [])]
 
     def _create_topics(self, admin: AdminClient, plan: TopicPlan) -> None:
         """Create missing topics with the record limit; existing ones are left to `_check_topics`."""
@@ -274,6 +300,19 @@ class KafkaPublisher:
                 # confluent-kafka raises a fatal error from poll() rather than calling error_cb. The thread
                 # goes on polling: the failed records' delivery reports still settle their requests (503).
                 self._raised(error)
+            self._rotate_password()
+
+    def _rotate_password(self) -> None:
+        """A changed password file: the producer authenticates with the new password from its next connection,
+        and admin clients made from now on get it too. The file is looked at at most once a second."""
+        if self._password is None:
+            return
+        password = self._password.get_secret_value()
+        if password == self._config["sasl.password"]:
+            return
+        self._producer.set_sasl_credentials(str(self._config.get("sasl.username", "")), password)
+        self._config["sasl.password"] = password
+        log.info("kafka.sasl.password changed (%s): in use from the next authentication", self._password.path)
 
     def _raised(self, error: KafkaException) -> None:
         kafka_error = error.args[0] if error.args and isinstance(error.args[0], KafkaError) else None
@@ -300,21 +339,11 @@ def _settle(future: asyncio.Future[None], error: KafkaError | None) -> None:
         future.set_exception(PublishFailed(f"Kafka refused the record: {error.str()}"))
 
 
-_PRODUCER_ONLY_PREFIXES = (
-    "linger",
-    "message.timeout",
-    "acks",
-    "enable.idempotence",
-    "enable.gapless",  # requires enable.idempotence: an admin client given it alone refuses to start
-    "compression",
-    "batch",
-    "queue.buffering",
-)
-
-
 def client_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The settings an admin client or consumer shares with the producer (address, TLS, SASL)."""
-    return {key: value for key, value in config.items() if not key.startswith(_PRODUCER_ONLY_PREFIXES)}
+    """The settings an admin client or consumer shares with the producer (address, TLS, SASL): all but the
+    producer-only ones by librdkafka's table (enable.gapless.guarantee, say, which an admin client given it
+    without idempotence refuses), secrets as their value now."""
+    return kafka_config.plain(kafka_config.shared(config))
 
 
 def topic_limits(admin: AdminClient, topics: Sequence[str]) -> dict[str, int]:

@@ -13,7 +13,8 @@ POLL_SECONDS = 1.0
 
 
 def consumer(kafka: KafkaSettings, group: str) -> Consumer:
-    """A consumer with the producer's address, TLS and SASL settings, committing only when told to."""
+    """A consumer with the producer's address, TLS and SASL settings (kafka.producer is every librdkafka
+    property the configuration gives, security_protocol, sasl and tls mapped), committing only when told to."""
     shared = client_config({"bootstrap.servers": kafka.bootstrap_servers, **kafka.producer})
     return Consumer({**shared, "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest"})
 

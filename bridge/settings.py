@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from bridge import kafka_config
@@ -38,6 +38,8 @@ PRIVATE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 SASL_PROTOCOLS = frozenset({"SASL_SSL", "SASL_PLAINTEXT"})
 TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 USER_MECHANISMS = frozenset({"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"})
+# A secret that may be `${file:/path}`: then a FileSecret, read again when the file changes.
+MaybeFileSecret = Annotated[SecretStr, BeforeValidator(as_file_secret)]
 
 
 class ConfigModel(BaseModel):
@@ -92,14 +94,9 @@ class KafkaSaslSettings(ConfigModel):
 
     mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"]
     username: str | None = None
-    password: SecretStr | None = Field(
+    password: MaybeFileSecret | None = Field(
         None, description="`${file:/path}` is re-read when the file changes, and the producer re-authenticates with it."
     )
-
-    @field_validator("password", mode="before")
-    @classmethod
-    def _file_password(cls, value: object) -> object:
-        return as_file_secret(value)
 
     @model_validator(mode="after")
     def _user_for_password_mechanisms(self) -> Self:
@@ -354,7 +351,7 @@ class SourceSettings(ConfigModel):
 
     name: str = Field(pattern=SOURCE_NAME, description="The route: POST /webhooks/<name>.")
     provider: str
-    secrets: list[SecretStr] = Field(
+    secrets: list[MaybeFileSecret] = Field(
         [],
         description="Shared secrets, several at once during rotation. `${file:/path}`: the file's lines, each a "
         "secret, read again when the file changes.",
@@ -366,11 +363,6 @@ class SourceSettings(ConfigModel):
     rate_limit: RateLimit | None = Field(
         None, description="Off by default. Requests beyond it get 429 with Retry-After, before any verification."
     )
-
-    @field_validator("secrets", mode="before")
-    @classmethod
-    def _files(cls, value: object) -> object:
-        return [as_file_secret(item) for item in value] if isinstance(value, list) else value
 
     @field_validator("secrets")
     @classmethod

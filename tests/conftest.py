@@ -9,6 +9,7 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from tests.support.postgres import Postgres, binaries, postgres_server
+from tests.support.secure import SecureStack, secure_stack
 from tests.support.stack import Stack, containers, docker_answers, interrupt_on_sigterm, jvm_stack
 
 
@@ -42,3 +43,10 @@ def postgres() -> Iterator[Postgres]:
         )
     with postgres_server(found) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureStack]:
+    """stack.sh up --secure on free ports (SASL_SSL/SCRAM, mutual TLS, the registry over HTTPS), for the session."""
+    interrupt_on_sigterm()
+    yield from secure_stack(tmp_path_factory.mktemp("secure-stack"))

@@ -8,6 +8,17 @@
 #   stack.sh status  say what runs
 #   stack.sh clean   down, then delete the state (Kafka log dirs, registry database, logs)
 #
+# `up --secure` (single node only) gives the node two more listeners on 127.0.0.1: SASL_SSL with
+# SCRAM-SHA-512 on 9094 (STACK_SASL_PORT) and SSL with required client certificates on 9095
+# (STACK_MTLS_PORT). A CA, the broker's certificate and a client certificate are made with openssl
+# on the first secure start, the SCRAM user with Kafka's own tooling (StorageTool format --add-scram,
+# or ConfigCommand on a node formatted before); what a client needs is written to
+# $STACK_STATE_DIR/secure/: ca.pem, client.pem, client.key and client.env (KAFKA_SASL_USERNAME,
+# KAFKA_SASL_PASSWORD, the two bootstrap addresses and the folder). The registry then serves HTTPS
+# too (STACK_REGISTRY_TLS_PORT, 8443) with the broker's certificate, and both its ports require Basic
+# auth (SCHEMA_REGISTRY_USER_INFO in client.env). A node running without the secure listeners is
+# refused: `down` first (and the other way round).
+#
 # STACK_NODES=3 selects the cluster profile: three combined broker+controller nodes (node ids 1-3,
 # a three-voter quorum, replication factor 3, min.insync.replicas=2) and the same one registry,
 # with its state in .stack/cluster. Give the same STACK_NODES to every command. `up` starts
@@ -36,10 +47,16 @@ IFS=, read -r -a CONTROLLER_PORTS <<<"${STACK_CONTROLLER_PORTS:-$CONTROLLER_PORT
 ((NODES == 1 || (${#KAFKA_PORTS[@]} == 3 && ${#CONTROLLER_PORTS[@]} == 3))) \
   || { echo "stack: STACK_KAFKA_PORTS and STACK_CONTROLLER_PORTS need three ports each" >&2; exit 2; }
 KAFKA_HEAP=${STACK_KAFKA_HEAP:--Xms256m -Xmx512m}
+SASL_PORT=${STACK_SASL_PORT:-9094}
+MTLS_PORT=${STACK_MTLS_PORT:-9095}
+SCRAM_USER=${STACK_SCRAM_USER:-bridge}
+SECURE=0
 REGISTRY_PORT=${STACK_REGISTRY_PORT:-8081}
+REGISTRY_TLS_PORT=${STACK_REGISTRY_TLS_PORT:-8443}  # --secure: the registry over HTTPS too, with the broker's certificate
 REGISTRY_MANAGEMENT_PORT=${STACK_REGISTRY_MANAGEMENT_PORT:-9081}
 START_TIMEOUT=${STACK_START_TIMEOUT:-180}
 
+SECURE_DIR=$STATE_DIR/secure
 KAFKA_LIBS=$CACHE_DIR/kafka-$KAFKA_VERSION/libs
 APICURIO_HOME=$CACHE_DIR/apicurio-registry-$APICURIO_VERSION
 M2=$CACHE_DIR/m2
@@ -135,14 +152,21 @@ kafka_config() {  # kafka_config I
     echo "min.insync.replicas=$isr"
     echo "unclean.leader.election.enable=false"
   fi
+  local listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port"
+  local protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+  if ((SECURE)); then
+    listeners+=",SASL_SSL://127.0.0.1:$SASL_PORT,MTLS://127.0.0.1:$MTLS_PORT"
+    protocols+=",SASL_SSL:SASL_SSL,MTLS:SSL"
+    secure_config
+  fi
   cat <<CONF
 process.roles=broker,controller
 node.id=$1
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+listeners=$listeners
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$(node_data "$1")
 num.partitions=1
 offsets.topic.replication.factor=$replicas
@@ -153,6 +177,66 @@ share.coordinator.state.topic.min.isr=$isr
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 CONF
+}
+
+secure_config() {  # the secure listeners' settings: PEM key material, SCRAM on 9094, client certificates on 9095
+  cat <<CONF
+ssl.keystore.type=PEM
+ssl.keystore.location=$SECURE_DIR/broker.keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$SECURE_DIR/ca.pem
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.mtls.ssl.client.auth=required
+CONF
+}
+
+secure_material() {  # the CA, broker and client certificates and the SCRAM password, made once per state folder
+  mkdir -p "$SECURE_DIR"
+  local dir=$SECURE_DIR
+  if [[ ! -f $dir/client.key || ! -f $dir/broker.keystore.pem ]]; then
+    command -v openssl >/dev/null || die "openssl not found: --secure makes its certificates with it (Debian: openssl)"
+    log "making a CA, a broker and a client certificate in $dir"
+    local days=825
+    openssl req -x509 -newkey rsa:2048 -nodes -days "$days" -subj "/CN=webhook-kafka-bridge local CA" \
+      -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$dir/broker.key" -out "$dir/broker.csr" 2>/dev/null
+    openssl x509 -req -in "$dir/broker.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days "$days" \
+      -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n') \
+      -out "$dir/broker.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$SCRAM_USER" -keyout "$dir/client.key" -out "$dir/client.csr" 2>/dev/null
+    openssl x509 -req -in "$dir/client.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days "$days" \
+      -extfile <(printf 'extendedKeyUsage=clientAuth\n') -out "$dir/client.pem" 2>/dev/null
+    # Kafka's PEM keystore: the unencrypted PKCS#8 key, then the certificate chain, in one file.
+    cat "$dir/broker.key" "$dir/broker.pem" "$dir/ca.pem" >"$dir/broker.keystore.pem"
+    rm -f "$dir/broker.csr" "$dir/client.csr"
+    chmod 600 "$dir"/*.key "$dir/broker.keystore.pem"
+  fi
+  local secret
+  for secret in scram registry; do
+    [[ -f $dir/$secret.password ]] && continue
+    od -An -N18 -tx1 /dev/urandom | tr -d ' \n' >"$dir/$secret.password"
+    chmod 600 "$dir/$secret.password"
+  done
+  cat >"$dir/client.env" <<ENV
+KAFKA_SASL_USERNAME=$SCRAM_USER
+KAFKA_SASL_PASSWORD=$(cat "$dir/scram.password")
+KAFKA_SASL_BOOTSTRAP_SERVERS=127.0.0.1:$SASL_PORT
+KAFKA_MTLS_BOOTSTRAP_SERVERS=127.0.0.1:$MTLS_PORT
+KAFKA_TLS_DIR=$dir
+SCHEMA_REGISTRY_TLS_URL=https://127.0.0.1:$REGISTRY_TLS_PORT/apis/ccompat/v7
+SCHEMA_REGISTRY_USER_INFO=$SCRAM_USER:$(cat "$dir/registry.password")
+ENV
+}
+
+scram_user() {  # a node formatted before its first secure start gets the SCRAM user through the PLAINTEXT listener
+  [[ -f $SECURE_DIR/scram.done ]] && return 0
+  log "adding SCRAM-SHA-512 user $SCRAM_USER"
+  kafka_java kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --alter \
+    --add-config "SCRAM-SHA-512=[password=$(cat "$SECURE_DIR/scram.password")]" \
+    --entity-type users --entity-name "$SCRAM_USER" >"$STATE_DIR/scram.log" 2>&1 \
+    || die "adding the SCRAM user failed: $(cat "$STATE_DIR/scram.log")"
+  touch "$SECURE_DIR/scram.done"
 }
 
 kafka_java() {  # the JVM options the Kafka bin scripts use, on our classpath and log config
@@ -170,9 +254,12 @@ kafka_format() {  # kafka_format I ID: format node I's log dir (once)
   local name; name=$(node_name "$1")
   [[ -f $(node_data "$1")/meta.properties ]] && return 0
   local mode=(); ((NODES == 1)) && mode=(--standalone)
-  kafka_java kafka.tools.StorageTool format "${mode[@]}" -t "$2" -c "$(node_config "$1")" \
+  local scram=()
+  ((SECURE)) && scram=(--add-scram "SCRAM-SHA-512=[name=$SCRAM_USER,password=$(cat "$SECURE_DIR/scram.password")]")
+  kafka_java kafka.tools.StorageTool format "${mode[@]}" "${scram[@]}" -t "$2" -c "$(node_config "$1")" \
     >"$STATE_DIR/$name-format.log" 2>&1 \
     || die "formatting Kafka storage failed: $(cat "$STATE_DIR/$name-format.log")"
+  if ((SECURE)); then touch "$SECURE_DIR/scram.done"; fi
 }
 
 kafka_up() {  # start the nodes that are not running; the cluster's formats run side by side
@@ -180,8 +267,18 @@ kafka_up() {  # start the nodes that are not running; the cluster's formats run 
   for i in $(seq "$NODES"); do
     name=$(node_name "$i")
     port=$(node_port "$i")
-    if running "$name"; then log "$name already running (pid $(cat "$STATE_DIR/$name.pid"))"; continue; fi
+    if running "$name"; then
+      secure_matches "$i" || die "$name runs $(((SECURE)) && echo without || echo with) the secure listeners: \`$0 down\` first"
+      log "$name already running (pid $(cat "$STATE_DIR/$name.pid"))"
+      continue
+    fi
     port_open "$port" && die "127.0.0.1:$port is taken by a process this stack did not start"
+    if ((SECURE)); then
+      local taken
+      for taken in "$SASL_PORT" "$MTLS_PORT"; do
+        port_open "$taken" && die "127.0.0.1:$taken is taken by a process this stack did not start"
+      done
+    fi
     kafka_config "$i" >"$(node_config "$i")"
     started+=("$i")
   done
@@ -207,6 +304,12 @@ kafka_up() {  # start the nodes that are not running; the cluster's formats run 
   done
 }
 
+secure_matches() {  # secure_matches I: the running node's config has the secure listeners exactly when asked for
+  local has=0
+  grep -q '^listeners=.*SASL_SSL://' "$(node_config "$1")" 2>/dev/null && has=1
+  ((has == SECURE))
+}
+
 kafka_ready() {  # kafka_ready I
   port_open "$(node_port "$1")" && grep -q 'Kafka Server started' "$STATE_DIR/$(node_name "$1").log"
 }
@@ -218,14 +321,30 @@ bootstrap_servers() {
 }
 
 registry_up() {
-  running registry && { log "registry already running (pid $(cat "$STATE_DIR/registry.pid"))"; return; }
+  if running registry; then
+    ((SECURE == 0)) || port_open "$REGISTRY_TLS_PORT" || die "the registry runs without HTTPS: \`$0 down\` first"
+    log "registry already running (pid $(cat "$STATE_DIR/registry.pid"))"
+    return
+  fi
   port_open "$REGISTRY_PORT" && die "127.0.0.1:$REGISTRY_PORT is taken by a process this stack did not start"
   log "starting apicurio registry $APICURIO_VERSION on 127.0.0.1:$REGISTRY_PORT"
   # H2 in a file, not the default in-memory database: Kafka keeps its records across restarts, so
   # the schema ids they carry must survive too. The global BACKWARD rule makes Apicurio enforce
   # compatibility on registration as Confluent's registry does by default.
   local java; java=$(registry_java)
-  nohup "$java" -Xms128m -Xmx512m \
+  local https=()
+  if ((SECURE)); then
+    port_open "$REGISTRY_TLS_PORT" && die "127.0.0.1:$REGISTRY_TLS_PORT is taken by a process this stack did not start"
+    # HTTPS from the broker's PEM pair beside plain HTTP, and Basic auth on the API from Quarkus' embedded
+    # users (Apicurio builds them in; its own OIDC-based auth stays off).
+    https=(-Dquarkus.http.ssl-port="$REGISTRY_TLS_PORT" -Dquarkus.http.insecure-requests=enabled
+      -Dquarkus.http.ssl.certificate.files="$SECURE_DIR/broker.pem"
+      -Dquarkus.http.ssl.certificate.key-files="$SECURE_DIR/broker.key"
+      -Dquarkus.http.auth.basic=true -Dquarkus.security.users.embedded.plain-text=true
+      -Dquarkus.security.users.embedded.users."$SCRAM_USER"="$(cat "$SECURE_DIR/registry.password")"
+      -Dquarkus.http.auth.permission.api.paths=/apis/* -Dquarkus.http.auth.permission.api.policy=authenticated)
+  fi
+  nohup "$java" -Xms128m -Xmx512m "${https[@]}" \
     -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
     -Dquarkus.management.host=127.0.0.1 -Dquarkus.management.port="$REGISTRY_MANAGEMENT_PORT" \
     -Dapicurio.datasource.url="jdbc:h2:file:$STATE_DIR/registry-data/registry" \
@@ -234,19 +353,36 @@ registry_up() {
   echo $! >"$STATE_DIR/registry.pid"
 }
 
+registry_user() { ((SECURE)) && echo "--user $SCRAM_USER:$(cat "$SECURE_DIR/registry.password")"; }
+
+registry_tls_ready() {
+  # shellcheck disable=SC2046 # --user and its value
+  curl -fsS -o /dev/null $(registry_user) --cacert "$SECURE_DIR/ca.pem" \
+    "https://127.0.0.1:$REGISTRY_TLS_PORT/apis/ccompat/v7/subjects" 2>/dev/null
+}
+
 registry_ready() {
-  curl -fsS -o /dev/null "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects" 2>/dev/null
+  # shellcheck disable=SC2046 # --user and its value
+  curl -fsS -o /dev/null $(registry_user) "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects" 2>/dev/null
 }
 
 up() {
   fetch
   mkdir -p "$STATE_DIR"
+  ((SECURE)) && secure_material
   kafka_up
   registry_up
   local i
   for i in $(seq "$NODES"); do wait_for "$(node_name "$i")" kafka_ready "$i"; done
+  ((SECURE)) && scram_user
   wait_for registry registry_ready
+  if ((SECURE)); then wait_for registry registry_tls_ready; fi
   log "up: kafka $(bootstrap_servers), registry http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7 (state in $STATE_DIR)"
+  if ((SECURE)); then
+    log "secure: SASL_SSL/SCRAM-SHA-512 on 127.0.0.1:$SASL_PORT, mutual TLS on 127.0.0.1:$MTLS_PORT;" \
+      "registry https://127.0.0.1:$REGISTRY_TLS_PORT/apis/ccompat/v7;" \
+      "client files in $SECURE_DIR (set -a; . $SECURE_DIR/client.env; set +a)"
+  fi
 }
 
 stop_one() {  # stop_one NAME: TERM, wait for a clean shutdown, KILL after 30 s
@@ -281,9 +417,17 @@ status() {
 
 case ${1:-} in
   fetch) fetch ;;
-  up) up ;;
+  up)
+    case ${2:-} in
+      "") ;;
+      --secure) SECURE=1 ;;
+      *) echo "usage: $0 up [--secure]" >&2; exit 2 ;;
+    esac
+    ((SECURE == 0 || NODES == 1)) || { echo "stack: --secure is for the single node (STACK_NODES=1)" >&2; exit 2; }
+    up
+    ;;
   down) down ;;
   status) status ;;
   clean) down; rm -rf "$STATE_DIR" ;;
-  *) echo "usage: $0 fetch|up|down|status|clean" >&2; exit 2 ;;
+  *) echo "usage: $0 fetch|up [--secure]|down|status|clean" >&2; exit 2 ;;
 esac
