@@ -8,6 +8,7 @@ import gc
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -103,13 +104,14 @@ def create_app(
     pipeline = Pipeline(encoder, kafka, metrics, settings.topics.prefix, max_record_bytes(settings), recent)
     routes = Routes(settings.sources, providers if providers is not None else build_providers())
     webhooks = Webhooks(pipeline, routes, settings.server.max_body_bytes, **({"clock": clock} if clock else {}))
+    registration = Registration()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(registry.close)
             await stack.enter_async_context(kafka)
-            registering = asyncio.create_task(_register_until_done(encoder, settings, metrics))
+            registering = asyncio.create_task(_register_until_done(encoder, settings, metrics, registration))
             stack.callback(registering.cancel)
             # What start-up built lives as long as the process: out of the collector's sight, the full
             # collections that requests' garbage triggers do not walk it again each time.
@@ -128,7 +130,9 @@ def create_app(
             return JSONAnswer({"ready": False, "shutting_down": True}, status_code=503)
         checks: dict[str, object] = {"schemas_registered": encoder.registered, "kafka": await kafka.ready()}
         ready = all(checks.values())
-        problems = kafka.problems()
+        problems = kafka.problems() + (
+            [registration.problem] if registration.problem and not encoder.registered else []
+        )
         return JSONAnswer(
             {"ready": ready, **checks, **({"problems": problems} if problems else {})},
             status_code=200 if ready else 503,
@@ -250,21 +254,33 @@ class _CountStatus:
         await self._app(scope, receive, counting_send)
 
 
-async def _register_until_done(encoder: Encoder, settings: Settings, metrics: Metrics) -> None:
+@dataclass
+class Registration:
+    """Why the schemas are not registered yet, for /readyz's problems (None: nothing failed so far)."""
+
+    problem: str | None = None
+
+
+async def _register_until_done(
+    encoder: Encoder, settings: Settings, metrics: Metrics, registration: Registration
+) -> None:
     """Register every schema, retrying while the registry is unreachable; /readyz waits for it."""
     while True:
         try:
             ids = await asyncio.to_thread(encoder.register, settings.schema_registry.auto_register)
         except RegistryUnavailable as error:
+            registration.problem = f"schema registry: {error}"
             log.warning("%s; retrying in %g s", error, REGISTRY_RETRY_SECONDS)
             await asyncio.sleep(REGISTRY_RETRY_SECONDS)
             continue
         except Exception as error:  # noqa: BLE001 - an incompatible schema, say: said, and never silently given up
+            registration.problem = f"schema registry: registering the schemas failed: {error}"
             log.error(
                 "registering the schemas failed: %s; /readyz stays 503; retrying in %g s", error, REFUSED_RETRY_SECONDS
             )
             await asyncio.sleep(REFUSED_RETRY_SECONDS)
             continue
+        registration.problem = None
         metrics.schemas_registered.set(1)
         log.info("schemas registered: %d subjects", len(ids))
         return

@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import KafkaError
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 from httpx import Response
 from prometheus_client import generate_latest
@@ -403,3 +404,19 @@ def test_a_webhook_endpoint_takes_post_only(client: TestClient, publisher: FakeP
     assert response.json()["error"] == "method_not_allowed"
     assert publisher.records == []
     assert 'status="405"' in client.get("/metrics").text
+
+
+def test_readyz_says_why_the_schemas_are_not_registered(settings: config.Settings, publisher: FakePublisher) -> None:
+    """A registry that refuses the bridge (wrong credentials, say): the reason is in /readyz, not only in the log."""
+
+    class Refusing(MockRegistry):
+        def set_compatibility(self, subject_name: str | None = None, level: str | None = None) -> str:
+            raise SchemaRegistryError(401, 40101, "Unauthorized")
+
+    app = create_app(settings, publisher=publisher, client=Refusing(), clock=lambda: FIXED)
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 5
+        while "problems" not in (body := client.get("/readyz").json()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert body["schemas_registered"] is False
+    assert any("schema registry" in problem and "Unauthorized" in problem for problem in body["problems"])
