@@ -4,18 +4,16 @@ body for Mailgun and SNS, with the configured header for Postmark) and the bridg
 from __future__ import annotations
 
 import base64
-import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
 from bridge.providers import PROVIDERS
 from bridge.providers.ses import EXAMPLE_TOPIC_ARN, SEND_TEST_CERT_URL
+from tests.support.certificates import self_signed
 from tests.support.stack import Stack, read_topic, run_cli, sent_event_ids, start_bridge
 
 pytestmark = pytest.mark.integration
@@ -34,22 +32,10 @@ def sendgrid_keys() -> tuple[str, str]:
 def sns_key_and_certificate() -> tuple[str, str]:
     """(PEM private key for send-test, PEM self-signed certificate pinned under SEND_TEST_CERT_URL)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.us-east-1.amazonaws.com")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    return private.decode(), certificate.public_bytes(serialization.Encoding.PEM).decode()
+    return private.decode(), self_signed(key, "sns.us-east-1.amazonaws.com").decode()
 
 
 SOURCES = f"""

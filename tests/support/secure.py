@@ -7,7 +7,6 @@ HTTP and HTTPS, in a temporary state folder; stopped by PID at the end of the se
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import subprocess
 import sys
@@ -18,11 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from tests.support.certificates import self_signed
 from tests.support.stack import STACK, _wait_http, free_port
 
 PORTS = ("KAFKA", "CONTROLLER", "SASL", "MTLS", "REGISTRY", "REGISTRY_MANAGEMENT", "REGISTRY_TLS")
@@ -157,19 +154,6 @@ def serve(
 def other_ca(folder: Path) -> str:
     """A CA that signed nothing the stack uses: trusting only it, no broker certificate verifies."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not the stack's CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
     path = folder / "other-ca.pem"
-    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    path.write_bytes(self_signed(key, "not the stack's CA", ca=True))
     return str(path)

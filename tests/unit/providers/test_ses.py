@@ -10,7 +10,7 @@ import inspect
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
 
 from bridge import config
 from bridge.errors import ConfigError, PayloadInvalid, SignatureInvalid, Unavailable
@@ -32,6 +31,7 @@ from bridge.providers.ses import EXAMPLE_TOPIC_ARN, SEND_TEST_CERT_URL, Ses, Ses
 from bridge.providers.ses.certificates import CERTIFICATE_TTL_SECONDS, CertificateCache
 from bridge.providers.ses.sender import EXAMPLE_EVENTS, SesSender, sign_body, sns_headers
 from tests.support import providers as helpers
+from tests.support.certificates import self_signed
 from tests.support.providers import file_name, fits_schema
 
 FIXTURES = helpers.FIXTURES / "ses"
@@ -63,19 +63,7 @@ def rsa_key() -> rsa.RSAPrivateKey:
 
 def certificate(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
     """A self-signed X.509 certificate for `key`, PEM."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    start = datetime(2025, 1, 1, tzinfo=UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=3650))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
+    return self_signed(key, "sns.amazonaws.com", start=datetime(2025, 1, 1, tzinfo=UTC), days=3650)
 
 
 def private_pem(key: rsa.RSAPrivateKey) -> str:
