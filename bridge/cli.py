@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
 import logging
 import math
@@ -322,16 +323,38 @@ def _iso(value: object) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bridge", description=__doc__)
-    parser.add_argument("--config", help=f"YAML configuration file (default: ${CONFIG_ENV})")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+def _global_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """--config, --log-level and --log-format, on `bridge` itself and on every command: `bridge --config f
+    serve` and `bridge serve --config f` are the same. A command's copies have no defaults of their own,
+    so they override `bridge`'s only when given."""
+
+    def default(value: str | None) -> str | None:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument("--config", default=default(None), help=f"YAML configuration file (default: ${CONFIG_ENV})")
+    parser.add_argument("--log-level", default=default("INFO"), choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument(
         "--log-format",
-        default=os.environ.get(LOG_FORMAT_ENV, "text"),
+        default=default(os.environ.get(LOG_FORMAT_ENV, "text")),
         choices=["text", "json"],
         help=f"json: one object per line, for log shippers (default: ${LOG_FORMAT_ENV}, else text)",
     )
+
+
+def _commands_of(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every command's parser below `parser`, nested ones (dlq list, consumer run) included."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                found += [command, *_commands_of(command)]
+    return found
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bridge", description=__doc__)
+    _global_options(parser, defaults=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.set_defaults(needs_config=True)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -384,7 +407,16 @@ def _parser() -> argparse.ArgumentParser:
     read.add_argument("--follow", action="store_true", help="keep waiting for new records")
     read.set_defaults(command=consume)
     _consumer_commands(commands)
+    for command in _commands_of(parser):
+        _global_options(command, defaults=False)
     return parser
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("webhook-kafka-bridge")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
 
 
 def _consumer_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -60,3 +60,32 @@ def test_send_test_to_an_unknown_source_exits_2(config: str, capsys: pytest.Capt
 def test_send_test_with_the_bridge_down_exits_1(config: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", config, "send-test"]) == EXIT_FAILED
     assert f"POST http://127.0.0.1:1/webhooks/{SOURCE} failed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check-config", "--config", "{config}"],
+        ["check-config", "--config", "{config}", "--log-level", "WARNING"],
+        ["--log-level", "ERROR", "check-config", "--config", "{config}"],
+        ["--config", "/nowhere.yaml", "check-config", "--config", "{config}"],  # the command's own wins
+    ],
+)
+def test_the_common_options_go_before_or_after_the_command(
+    config: str, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([part.format(config=config) for part in argv]) == 0
+    assert f"source {SOURCE}" in capsys.readouterr().out
+
+
+def test_nested_commands_take_them_too(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dlq", "list", "--config", "/nowhere.yaml"]) == EXIT_CONFIG
+    assert main(["consumer", "report", "billing", "--config", "/nowhere.yaml"]) == EXIT_CONFIG
+    assert capsys.readouterr().err.count("cannot read /nowhere.yaml") == 2
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith("bridge ")
