@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.avro import Encoder, load_schemas
@@ -72,15 +72,27 @@ class BridgeApp(Starlette):
         webhook_routes: Routes,
         webhooks: Webhooks,
         error_answer: Callable[[str, BridgeError], Response],
+        draining: Draining,
+        management: ASGIApp | None,
         **kwargs: Any,
     ) -> None:
         self.metrics = metrics  # the server counts what its limits refuse into the same registry
         self.webhook_routes = webhook_routes
         self._webhooks = webhooks
         self._error_answer = error_answer
-        # Set by the server the moment SIGTERM arrives (bridge/server.py): /readyz answers 503 from then on.
-        self.shutting_down = False
+        self._draining = draining
+        # With server.management_port: /healthz, /readyz and /metrics, for the server's other listener.
+        self.management = management
         super().__init__(**kwargs)
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._draining.shutting_down
+
+    @shutting_down.setter
+    def shutting_down(self, value: bool) -> None:
+        # Set by the server the moment SIGTERM arrives (bridge/server.py): /readyz answers 503 from then on.
+        self._draining.shutting_down = value
 
     def build_middleware_stack(self) -> ASGIApp:
         # Outermost: every answer, a 500 too, is counted and carries its X-Request-ID.
@@ -105,6 +117,7 @@ def create_app(
     routes = Routes(settings.sources, providers if providers is not None else build_providers())
     webhooks = Webhooks(pipeline, routes, settings.server.max_body_bytes, **({"clock": clock} if clock else {}))
     registration = Registration()
+    draining = Draining()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -126,7 +139,7 @@ def create_app(
         return JSONAnswer({"status": "ok"})
 
     async def readyz(request: Request) -> JSONAnswer:
-        if request.app.shutting_down:  # draining: not worth a metadata request, and never ready again
+        if draining.shutting_down:  # draining: not worth a metadata request, and never ready again
             return JSONAnswer({"ready": False, "shutting_down": True}, status_code=503)
         checks: dict[str, object] = {"schemas_registered": encoder.registered, "kafka": await kafka.ready()}
         ready = all(checks.values())
@@ -162,18 +175,17 @@ def create_app(
         headers = {"Retry-After": str(retry_after)} if retry_after else None
         return JSONAnswer({"error": error.code, "detail": str(error)}, status_code=error.status_code, headers=headers)
 
+    probes = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics_endpoint)]
+    apart = settings.server.management_port is not None
     return BridgeApp(
         metrics=metrics,
         webhook_routes=routes,
         webhooks=webhooks,
         error_answer=error_answer,
-        routes=[
-            # POST /webhooks/{source} itself is _DirectDeliveries'.
-            Route("/webhooks/{source}/token", webhooks.token, methods=["POST"]),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/metrics", metrics_endpoint),
-        ],
+        draining=draining,
+        management=Router(probes) if apart else None,
+        # POST /webhooks/{source} itself is _DirectDeliveries'.
+        routes=[Route("/webhooks/{source}/token", webhooks.token, methods=["POST"]), *([] if apart else probes)],
         exception_handlers={BridgeError: bridge_error},
         lifespan=lifespan,
     )
@@ -252,6 +264,13 @@ class _CountStatus:
             await send(message)
 
         await self._app(scope, receive, counting_send)
+
+
+@dataclass
+class Draining:
+    """Whether a shutdown has begun; shared by the app and its management endpoints."""
+
+    shutting_down: bool = False
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The `bridge` command: serve, check-config, config-schema, register-schemas, send-test, consume, dlq, consumer."""
+"""The `bridge` command: the webhook-to-Kafka bridge's server and its tools, one parser for all."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
-from confluent_kafka import KafkaException, Message
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaException, Message
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -89,6 +89,14 @@ def _serve_app(
     # In a worker this runs after the fork: the producer's threads and the registry client are its own.
     app = create_app(settings)
     metrics = app.metrics
+    management = None
+    if app.management is not None and settings.server.management_port is not None:
+        management = server.Management(
+            app.management,
+            settings.server.management_host or host,
+            settings.server.management_port,
+            listener is not None,
+        )
     server.serve(
         app,
         settings.server,
@@ -99,7 +107,8 @@ def _serve_app(
         sockets=None if listener is None else [listener],
         on_started=started,
         # One worker among several watches its own liveness: no orchestrator's probe can single it out.
-        watch=None if listener is None else liveness(app),
+        watch=None if listener is None else liveness(app.management or app),
+        management=management,
     )
 
 
@@ -174,21 +183,48 @@ def send_test(settings: config.Settings, args: argparse.Namespace) -> int:
 
 
 def consume(settings: config.Settings, args: argparse.Namespace) -> int:
-    """Print a topic's records as JSON lines, values decoded through the registry.
+    """Print a topic's records as JSON lines (or `--pretty` blocks), values decoded through the registry.
 
     What `kcat -s value=avro -r <registry>` shows, for machines whose kcat lacks Avro support.
     """
     consumer = reader.consumer(settings.kafka, f"bridge-consume-{uuid.uuid4()}")
+    printed = 0
     try:
         with registry_client(settings) as registry:
-            for record in reader.records(consumer, args.topic, follow=args.follow):
-                print(json.dumps(describe(record, AvroDeserializer(registry)), default=_iso, ensure_ascii=False))
+            deserializer = AvroDeserializer(registry)
+            follow = args.follow or args.from_end
+            for record in reader.records(consumer, args.topic, follow=follow, from_end=args.from_end):
+                seen = describe(record, deserializer)
+                print(pretty(seen) if args.pretty else json.dumps(seen, default=_iso, ensure_ascii=False), flush=True)
+                printed += 1
+                if printed == args.limit:
+                    break
+    except reader.MissingTopic as error:
+        print(f"consume failed: {error} (the topics the bridge writes: bridge check-config)", file=sys.stderr)
+        return EXIT_FAILED
     except KafkaException as error:
         print(f"consume failed: {error}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         consumer.close()
     return 0
+
+
+def pretty(record: dict[str, object]) -> str:
+    """One record for people: where it is, its key and headers on a line each, then the value indented."""
+    headers = record["headers"]
+    assert isinstance(headers, dict)
+    value = record["value"]
+    shown = value if isinstance(value, str) else json.dumps(value, default=_iso, ensure_ascii=False, indent=2)
+    return "\n".join(
+        [
+            f"{record['topic']} partition {record['partition']} offset {record['offset']}  {record['timestamp']}",
+            f"  key: {record['key']}",
+            "  headers: " + ", ".join(f"{name}={text}" for name, text in headers.items()),
+            *(f"  {line}" for line in shown.splitlines()),
+            "",
+        ]
+    )
 
 
 def dlq_list(settings: config.Settings, args: argparse.Namespace) -> int:
@@ -214,7 +250,7 @@ def dlq_replay(settings: config.Settings, args: argparse.Namespace) -> int:
     group = args.group or selection.group(settings.topics.prefix)
     try:
         report = asyncio.run(dlq.replay(settings, selection, group))
-    except (BridgeError, KafkaException) as error:  # Kafka or the registry unavailable: nothing was committed past it
+    except (BridgeError, KafkaException, reader.MissingTopic) as error:  # nothing was committed past it
         print(f"replay stopped: {error}; run it again later (consumer group {group})", file=sys.stderr)
         return EXIT_FAILED
     for outcome, lines in sorted(report.outcomes.items()):
@@ -273,7 +309,7 @@ def _each_dead_letter(
             item = dlq.entry(record)
             if item.letter is None or selection.matches(item.letter):
                 handle(item)
-    except KafkaException as error:
+    except (KafkaException, reader.MissingTopic) as error:
         print(f"reading {dlq.dead_letter_topic(settings)} failed: {error}", file=sys.stderr)
         return EXIT_FAILED
     finally:
@@ -309,10 +345,18 @@ def describe(record: Message, deserializer: AvroDeserializer) -> dict[str, objec
         "topic": topic,
         "partition": record.partition(),
         "offset": record.offset(),
+        "timestamp": _timestamp(record),
         "key": _text(record.key()),
         "headers": {name: _text(value) for name, value in list(record.headers() or [])},
         "value": deserializer(raw, SerializationContext(topic, MessageField.VALUE)) if avro else _text(raw),
     }
+
+
+def _timestamp(record: Message) -> str | None:
+    kind, milliseconds = record.timestamp()
+    if kind == TIMESTAMP_NOT_AVAILABLE:
+        return None
+    return datetime.fromtimestamp(milliseconds / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 def _text(value: str | bytes | None) -> str:
@@ -341,18 +385,22 @@ def _global_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
     )
 
 
-def _commands_of(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
-    """Every command's parser below `parser`, nested ones (dlq list, consumer run) included."""
+def _commands_of(parser: argparse.ArgumentParser, prefix: str = "") -> list[tuple[str, str, argparse.ArgumentParser]]:
+    """Every command below `parser`, nested ones (dlq list, consumer run) included: its full name, its help
+    and its parser."""
     found = []
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            for command in action.choices.values():
-                found += [command, *_commands_of(command)]
+            helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
+            for name, command in action.choices.items():
+                found += [(prefix + name, helps[name], command), *_commands_of(command, f"{prefix}{name} ")]
     return found
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bridge", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="bridge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     _global_options(parser, defaults=True)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.set_defaults(needs_config=True)
@@ -405,10 +453,20 @@ def _parser() -> argparse.ArgumentParser:
     read = commands.add_parser("consume", help="print a topic's records, Avro values decoded via the registry")
     read.add_argument("topic", help="e.g. webhooks.message.delivered or webhooks.dead-letter")
     read.add_argument("--follow", action="store_true", help="keep waiting for new records")
+    read.add_argument(
+        "--from-end", action="store_true", help="only records written from now on (waits for them, as --follow)"
+    )
+    read.add_argument("--limit", type=_positive, help="stop after this many records")
+    read.add_argument("--pretty", action="store_true", help="a readable block per record instead of JSON lines")
     read.set_defaults(command=consume)
     _consumer_commands(commands)
-    for command in _commands_of(parser):
+    every = _commands_of(parser)
+    for _, _, command in every:
         _global_options(command, defaults=False)
+    width = max(len(name) for name, _, _ in every)
+    parser.epilog = "every command (`bridge COMMAND --help` for its options):\n" + "\n".join(
+        f"  {name:<{width}}  {text}" for name, text, _ in every
+    )
     return parser
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from bridge.publisher import client_config
 from bridge.settings import KafkaSettings
@@ -19,12 +19,23 @@ def consumer(kafka: KafkaSettings, group: str) -> Consumer:
     return Consumer({**shared, "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest"})
 
 
-def records(source: Consumer, topic: str, committed: bool = False, follow: bool = False) -> Iterator[Message]:
-    """From the beginning (or the group's committed offsets) up to the end as it was at the start, or
-    for ever with `follow`."""
-    partitions = sorted(source.list_topics(topic, timeout=10).topics[topic].partitions)
+class MissingTopic(LookupError):
+    """The topic does not exist (the consumer never creates one: allow.auto.create.topics is off)."""
+
+
+def records(
+    source: Consumer, topic: str, committed: bool = False, follow: bool = False, from_end: bool = False
+) -> Iterator[Message]:
+    """From the beginning (or the group's committed offsets, or with `from_end` the end) up to the end as it
+    was at the start, or for ever with `follow`. Raises MissingTopic for a topic that does not exist."""
+    metadata = source.list_topics(topic, timeout=10).topics[topic]
+    if metadata.error is not None:
+        if metadata.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            raise MissingTopic(f"topic {topic} does not exist")
+        raise KafkaException(metadata.error)
+    partitions = sorted(metadata.partitions)
     bounds = {p: source.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
-    starts = {p: bounds[p][0] for p in partitions}
+    starts = {p: bounds[p][1 if from_end else 0] for p in partitions}
     if committed:
         for done in source.committed([TopicPartition(topic, p) for p in partitions], timeout=10):
             if done.offset >= 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import httptools
 import uvicorn
@@ -49,6 +50,7 @@ EXIT_WORKER_FAILED = 4
 # After the budget, the app's shutdown (the producer flush) has this long before the process exits anyway.
 SHUTDOWN_GRACE_SECONDS = 1.0
 DRAIN_POLL_SECONDS = 0.05
+LISTEN_BACKLOG = 2048  # uvicorn's default
 WATCH_TICKS = 10  # uvicorn ticks every 0.1 s: a worker asks its own /healthz once a second...
 WATCH_FAILURES = 3  # ...and stops after this many failures in a row, as the Kubernetes liveness probe would
 
@@ -347,6 +349,18 @@ def protocol_class(limits: Limits) -> type[LimitedHttpToolsProtocol]:
     return BoundProtocol
 
 
+@dataclass(frozen=True)
+class Management:
+    """A second listener for the probes and metrics (server.management_port): its own connections, limits
+    counted apart from the public port's, so a flood there cannot starve the kubelet's probes, and open
+    until the process ends, so /readyz says 503 (and /healthz 200) all through a drain."""
+
+    app: ASGIApp
+    host: str
+    port: int
+    shared_port: bool = False  # SO_REUSEPORT: every worker of `--workers N` listens on it
+
+
 class DrainingServer(uvicorn.Server):
     """uvicorn's Server with one shutdown budget, counted from the signal, and an exit status that says
     whether the drain finished.
@@ -365,9 +379,13 @@ class DrainingServer(uvicorn.Server):
         on_shutdown: Callable[[], None],
         on_started: Callable[[], None] | None = None,
         watch: Callable[[], Awaitable[str | None]] | None = None,
+        management: Management | None = None,
     ) -> None:
         super().__init__(config)
         self.budget = budget
+        self._management = management
+        self._management_server: asyncio.Server | None = None
+        self._management_state = ServerState()
         self._on_shutdown = on_shutdown
         self._on_started = on_started
         self._watch = watch
@@ -377,7 +395,38 @@ class DrainingServer(uvicorn.Server):
         self.failed: str | None = None  # why the watch stopped this server, if it did
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        management = self._management
+        listener = None
+        if management is not None:
+            try:  # bound before the app starts, so that a taken port fails start-up as the public one does
+                listener = _listen(management.host, management.port, management.shared_port)
+            except OSError as error:
+                log.error("cannot listen on %s:%d (management_port): %s", management.host, management.port, error)
+                self.should_exit = True
+                return
         await super().startup(sockets)
+        if listener is not None and management is not None:
+            if not self.started:
+                listener.close()
+                return
+            config = Config(
+                management.app,
+                lifespan="off",  # the app's lifespan is the public listener's
+                http=self.config.http,
+                timeout_keep_alive=self.config.timeout_keep_alive,
+                log_config=None,
+                proxy_headers=False,
+                access_log=self.config.access_log,
+            )
+            config.load()
+            protocol_class = cast("type[HttpToolsProtocol]", config.http_protocol_class)  # ours, from `http`
+            protocol = functools.partial(
+                protocol_class, config=config, server_state=self._management_state, app_state={}
+            )
+            self._management_server = await asyncio.get_running_loop().create_server(
+                protocol, sock=listener, backlog=config.backlog
+            )
+            log.info("probes and metrics on http://%s:%d", management.host, management.port)
         if self.started and self._on_started is not None:
             self._on_started()  # serving from here on: a worker tells its supervisor
 
@@ -445,6 +494,10 @@ class DrainingServer(uvicorn.Server):
                 task.cancel(msg="shutdown budget spent")
         if not self.force_exit:
             await self.lifespan.shutdown()  # the app's own: the producer flushes what is still in flight
+        if self._management_server is not None:  # last: the probes saw the drain through
+            self._management_server.close()
+            for connection in list(self._management_state.connections):
+                connection.transport.close()
         watchdog.cancel()
         log.info("shut down %.1f s after the signal", time.monotonic() - began)
 
@@ -455,6 +508,39 @@ def _overdue() -> None:
         with contextlib.suppress(Exception):
             handler.flush()
     os._exit(EXIT_SHUTDOWN_CUT)
+
+
+def new_socket(family: socket.AddressFamily) -> socket.socket:
+    """A TCP socket to listen on, as asyncio's create_server makes one: SO_REUSEADDR, IPv6 only."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    return family, address
+
+
+def _listen(host: str, port: int, shared: bool) -> socket.socket:
+    family, address = resolve(host, port)
+    sock = new_socket(family)
+    try:
+        if shared:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
 
 
 def _tell_app(app: ASGIApp) -> Callable[[], None]:
@@ -479,6 +565,7 @@ def serve(
     sockets: list[socket.socket] | None = None,
     on_started: Callable[[], None] | None = None,
     watch: Callable[[], Awaitable[str | None]] | None = None,
+    management: Management | None = None,
 ) -> None:
     """Serve `app` until SIGINT/SIGTERM, then drain within `settings.shutdown_timeout_seconds`.
 
@@ -486,7 +573,8 @@ def serve(
     `on_shutdown()` the moment the signal arrives (by default, an app's `shutting_down` flag is set).
     A worker of `supervise` passes its listening socket in `sockets` (host and port are then only for
     uvicorn's config), `on_started` to tell the supervisor it serves, and a `watch` (see `liveness`) that
-    stops the server as if signalled once it returns a reason three times in a row.
+    stops the server as if signalled once it returns a reason three times in a row. `management` is a second
+    listener, for the probes and metrics.
     Returns once every request was answered; raises SystemExit(EXIT_SHUTDOWN_CUT) when the budget ran
     out, SystemExit(EXIT_STARTUP_FAILED) when start-up failed, SystemExit(EXIT_WORKER_FAILED) when the
     watch stopped it.
@@ -505,7 +593,12 @@ def serve(
         access_log=settings.access_log,
     )
     server = DrainingServer(
-        config, settings.shutdown_timeout_seconds, on_shutdown or _tell_app(app), on_started=on_started, watch=watch
+        config,
+        settings.shutdown_timeout_seconds,
+        on_shutdown or _tell_app(app),
+        on_started=on_started,
+        watch=watch,
+        management=management,
     )
     with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run
         server.run(sockets=sockets)

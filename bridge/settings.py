@@ -87,6 +87,20 @@ class ServerSettings(ConfigModel):
         description="Processes serving the port, each with its own producer (`serve --workers` overrides; Linux). "
         "Metrics, the dedupe window and the connection limits are per process; rate limits are divided.",
     )
+    management_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve /healthz, /readyz and /metrics on this port only (the public port then answers 404 for "
+        "them), so an Ingress in front of `port` reaches nothing but /webhooks/. Default: all on `port`.",
+    )
+    management_host: str | None = Field(None, description="Bind address of management_port; default: host.")
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> Self:
+        if self.management_port == self.port:
+            raise ValueError(f"management_port: {self.port} is `port` too; give the management endpoints their own")
+        return self
 
 
 class KafkaSaslSettings(ConfigModel):

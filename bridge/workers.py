@@ -36,7 +36,6 @@ RESTART_MIN_SECONDS = 1.0  # a slot is restarted at most once a second...
 RESTART_MAX_SECONDS = 30.0  # ...backing off, doubling, to this while its replacements keep dying young
 RESTART_RESET_SECONDS = 30.0  # a worker that lived this long is replaced after the minimum again
 STOP_MARGIN_SECONDS = 1.0  # after a worker's own budget and grace, before the supervisor kills it
-LISTEN_BACKLOG = 2048  # uvicorn's default
 STARTING_POLL_SECONDS = 0.2  # how soon the supervisor hears that a starting worker serves
 
 
@@ -128,14 +127,19 @@ def supervise(work: WorkerMain, settings: ServerSettings, host: str, port: int, 
         # A thread (librdkafka's, say) would be copied into every worker as a lock held forever.
         log.warning("forking workers while %d threads run: their locks are copied held", threading.active_count())
     address = _address(host, port)
-    try:
-        # A plain bind, without SO_REUSEPORT, fails when anything listens on the port, even another bridge's
-        # SO_REUSEPORT sockets: the workers' own binds would succeed and share the port with it.
-        with _socket(address[0]) as probe:
-            probe.bind(address[1])
-    except OSError as error:
-        log.error("cannot listen on %s:%d: %s", host, port, error)
-        raise SystemExit(EXIT_STARTUP_FAILED) from None
+    ports = [(host, port, address)]
+    if settings.management_port is not None:  # every worker listens on it too (SO_REUSEPORT)
+        management_host = settings.management_host or host
+        ports.append((management_host, settings.management_port, _address(management_host, settings.management_port)))
+    for where, number, (family, bound) in ports:
+        try:
+            # A plain bind, without SO_REUSEPORT, fails when anything listens on the port, even another bridge's
+            # SO_REUSEPORT sockets: the workers' own binds would succeed and share the port with it.
+            with server.new_socket(family) as probe:
+                probe.bind(bound)
+        except OSError as error:
+            log.error("cannot listen on %s:%d: %s", where, number, error)
+            raise SystemExit(EXIT_STARTUP_FAILED) from None
     stop_after = settings.shutdown_timeout_seconds + SHUTDOWN_GRACE_SECONDS + STOP_MARGIN_SECONDS
     log.info(
         "serving on %s:%d with %d workers, a listening socket each (SO_REUSEPORT); supervisor pid %d",
@@ -152,25 +156,12 @@ def supervise(work: WorkerMain, settings: ServerSettings, host: str, port: int, 
         raise SystemExit(status)
 
 
-def _socket(family: socket.AddressFamily) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:  # as asyncio's create_server, which one worker uses: IPv6 only
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def _address(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
     try:
-        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        return server.resolve(host, port)
     except OSError as error:
         log.error("cannot listen on %s:%d: %s", host, port, error)
         raise SystemExit(EXIT_STARTUP_FAILED) from None
-    return family, address
 
 
 class _Supervisor:
@@ -242,7 +233,7 @@ class _Supervisor:
         if self._stopping is not None:  # an earlier worker's start failed
             return
         try:
-            listener = _socket(self._family)
+            listener = server.new_socket(self._family)
         except OSError as error:
             self._failed_to_start(slot, error)
             return
@@ -251,7 +242,7 @@ class _Supervisor:
             # one shared socket, whichever worker woke first took a whole burst of keep-alive connections.
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             listener.bind(self._address)
-            listener.listen(LISTEN_BACKLOG)
+            listener.listen(server.LISTEN_BACKLOG)
             pid = os.fork()
         except OSError as error:
             listener.close()

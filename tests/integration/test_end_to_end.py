@@ -4,6 +4,9 @@ with confluent-kafka's stock AvroDeserializer."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -188,3 +191,41 @@ def test_send_test_posts_a_signed_example_that_is_published(bridge: Bridge) -> N
     assert line["value"]["event_id"] == event_id
     assert line["value"]["occurred_at"].endswith("+00:00")
     assert line["headers"]["provider"] == "lettermint"
+
+
+def test_consume_limits_pretty_prints_waits_from_the_end_and_fails_on_a_missing_topic(bridge: Bridge) -> None:
+    env = {"IT_SECRET_CURRENT": bridge.secrets[0], "IT_SECRET_PREVIOUS": bridge.secrets[1]}
+    topic = f"{bridge.prefix}.message.clicked"
+    for _ in range(2):
+        assert run_cli(bridge.config, env, "send-test", "--event", "message.clicked").returncode == 0
+
+    limited = run_cli(bridge.config, env, "consume", topic, "--limit", "1")
+    assert limited.returncode == 0, limited.stderr
+    assert len(limited.stdout.splitlines()) == 1
+
+    shown = run_cli(bridge.config, env, "consume", topic, "--pretty", "--limit", "1")
+    assert shown.returncode == 0, shown.stderr
+    head, key, headers, *value = shown.stdout.splitlines()
+    assert head.startswith(f"{topic} partition 0 offset 0  20")
+    assert key.startswith("  key: ") and "event_type=message.clicked" in headers
+    assert '"event_type": "message.clicked"' in "\n".join(value)
+
+    # --from-end: none of the two already there, only what comes after; --limit ends it. Deliveries go on
+    # until it prints one, whenever it started reading.
+    command = [sys.executable, "-m", "bridge", "--config", str(bridge.config), "consume", topic, "--from-end"]
+    with subprocess.Popen(
+        [*command, "--limit", "1"], stdout=subprocess.PIPE, text=True, env={**os.environ, **env}
+    ) as tail:
+        deadline = time.monotonic() + 60
+        while tail.poll() is None:
+            assert time.monotonic() < deadline, "consume --from-end printed nothing"
+            assert run_cli(bridge.config, env, "send-test", "--event", "message.clicked").returncode == 0
+            time.sleep(1)
+        out = tail.stdout.read() if tail.stdout else ""
+    assert tail.returncode == 0
+    [line] = [json.loads(text) for text in out.splitlines()]
+    assert line["offset"] >= 2  # not one of the two before it
+
+    missing = run_cli(bridge.config, env, "consume", f"{bridge.prefix}.no-such-topic")
+    assert missing.returncode == 1
+    assert f"topic {bridge.prefix}.no-such-topic does not exist" in missing.stderr

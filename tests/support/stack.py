@@ -176,7 +176,7 @@ def start_bridge(
     """`bridge serve` as a real process with the given `sources:` YAML, on a fresh topic prefix.
 
     `topics` adds keys to `topics:` (e.g. `create: false`). Yields (base URL, topic prefix, config
-    path) once `wait_for` answers 2xx; stops the process by PID.
+    path) once `wait_for` (a path on the port, or a whole URL) answers 2xx; stops the process by PID.
     """
     port = free_port()
     prefix = prefix or f"it-{uuid.uuid4().hex[:8]}"
@@ -203,7 +203,7 @@ sources:
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_http(url + wait_for, 90, process)
+            _wait_http(wait_for if "://" in wait_for else url + wait_for, 90, process)
             yield url, prefix, config
         finally:
             process.terminate()

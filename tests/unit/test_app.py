@@ -420,3 +420,25 @@ def test_readyz_says_why_the_schemas_are_not_registered(settings: config.Setting
             time.sleep(0.02)
     assert body["schemas_registered"] is False
     assert any("schema registry" in problem and "Unauthorized" in problem for problem in body["problems"])
+
+
+def test_with_a_management_port_the_probes_and_metrics_leave_the_public_app(
+    settings: config.Settings, publisher: FakePublisher, registry: MockRegistry
+) -> None:
+    apart = settings.model_copy(update={"server": settings.server.model_copy(update={"management_port": 9090})})
+    app = create_app(apart, publisher=publisher, client=registry, clock=lambda: FIXED)
+    assert app.management is not None
+    with TestClient(app) as public, TestClient(app.management) as management:
+        wait_until_registered(management)
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert public.get(path).status_code == 404, path
+            assert management.get(path).status_code == 200, path
+        assert post(public, DELIVERED).status_code == 200
+        assert management.get(f"/webhooks/{SOURCE}").status_code == 404
+        assert 'bridge_requests_total{source="' in management.get("/metrics").text
+        app.shutting_down = True  # as the server sets it on SIGTERM: the management /readyz says so
+        assert (management.get("/readyz").status_code, management.get("/readyz").json()) == (
+            503,
+            {"ready": False, "shutting_down": True},
+        )
+    assert create_app(settings, publisher=publisher, client=registry).management is None

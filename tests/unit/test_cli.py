@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.cli import EXIT_CONFIG, EXIT_FAILED, main
+from bridge.cli import EXIT_CONFIG, EXIT_FAILED, main, pretty
 from tests.support.fakes import SECRET, SOURCE
 
 CONFIG = f"""
@@ -89,3 +89,40 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.startswith("bridge ")
+
+
+def test_help_lists_every_command_nested_ones_too(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    listed = capsys.readouterr().out.split("every command", 1)[1]
+    for name in ("serve", "consume", "dlq list", "dlq replay", "dlq show", "consumer run", "consumer report"):
+        assert f"\n  {name}  " in listed, name
+    # ...each of which exists: its own --help works.
+    for name in ("dlq show", "consumer report"):
+        with pytest.raises(SystemExit) as exit_:
+            main([*name.split(), "--help"])
+        assert exit_.value.code == 0
+
+
+def test_pretty_shows_a_record_for_people() -> None:
+    shown = pretty(
+        {
+            "topic": "webhooks.message.delivered",
+            "partition": 0,
+            "offset": 7,
+            "timestamp": "2026-12-01T10:00:00.000+00:00",
+            "key": "m-1",
+            "headers": {"event_id": "e-1", "source": "lm"},
+            "value": {"event_id": "e-1", "recipient": "a@example.com"},
+        }
+    )
+    assert shown.splitlines() == [
+        "webhooks.message.delivered partition 0 offset 7  2026-12-01T10:00:00.000+00:00",
+        "  key: m-1",
+        "  headers: event_id=e-1, source=lm",
+        "  {",
+        '    "event_id": "e-1",',
+        '    "recipient": "a@example.com"',
+        "  }",
+    ]

@@ -215,3 +215,9 @@ def test_config_errors_do_not_echo_secrets() -> None:
         parse(minimal(sources=[source(secrets=["s3cret", 7])]))
     assert "sources.0.secrets.1" in str(caught.value)
     assert "s3cret" not in str(caught.value)
+
+
+def test_the_management_port_must_differ_from_the_public_one() -> None:
+    assert parse(minimal(server={"port": 8000, "management_port": 9090})).server.management_port == 9090
+    with pytest.raises(ConfigError, match=r"server\.management_port: 8000 is `port` too"):
+        parse(minimal(server={"port": 8000, "management_port": 8000}))
