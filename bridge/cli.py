@@ -15,21 +15,25 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
+import yaml
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaException, Message
 from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from bridge import config, dlq, logs, reader, server
-from bridge.app import create_app, registry_client
-from bridge.avro import Encoder, load_schemas, subject_for
+from bridge import asyncapi, catalog, config, dlq, logs, reader, server
+from bridge.app import create_app, max_record_bytes, registry_client
+from bridge.avro import SCHEMAS_DIR, Encoder, EventSchema, subject_for
 from bridge.consumers import CONSUMERS
 from bridge.consumers import commands as consumers
 from bridge.consumers.framework import Query
 from bridge.errors import BridgeError, ConfigError
 from bridge.events import DEAD_LETTER, topic_for
 from bridge.providers import PROVIDERS
+from bridge.records import topic_limit
 from bridge.settings import CONFIG_ENV, RateLimit
 from bridge.workers import liveness, supervise
 
@@ -37,6 +41,7 @@ log = logging.getLogger("bridge")
 LOG_FORMAT_ENV = "BRIDGE_LOG_FORMAT"
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
+EXIT_INCOMPATIBLE = 3  # schemas check: a local schema the registry would refuse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,12 +150,13 @@ def check_config(settings: config.Settings, args: argparse.Namespace) -> int:
 
 
 def register_schemas(settings: config.Settings, args: argparse.Namespace) -> int:
-    encoder = Encoder(registry_client(settings), load_schemas(), settings.topics.prefix)
+    """`schemas register`, and its alias `register-schemas`."""
     try:
+        encoder = Encoder(registry_client(settings), _local_schemas(args), settings.topics.prefix)
         ids = encoder.register(auto_register=True)
-    except BridgeError as error:
+    except (BridgeError, ConfigError, SchemaRegistryError) as error:  # the registry's 409: a schema it refuses
         print(f"registration failed: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_CONFIG if isinstance(error, ConfigError) else EXIT_FAILED
     for event_type, schema_id in ids.items():
         print(f"{subject_for(topic_for(settings.topics.prefix, event_type))}: id {schema_id}")
     return 0
@@ -421,9 +427,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "config-schema", help="print the JSON Schema of the configuration (no --config needed)"
     ).set_defaults(command=config_schema, needs_config=False)  # describes every configuration, so needs none
-    commands.add_parser("register-schemas", help="register every event schema and exit").set_defaults(
-        command=register_schemas
-    )
+    commands.add_parser(
+        "register-schemas", help="register every event schema and exit (an alias of `schemas register`)"
+    ).set_defaults(command=register_schemas)
+    _schemas_commands(commands)
 
     test = commands.add_parser("send-test", help="sign an example delivery and POST it to a running bridge")
     test.add_argument("--source", help="source name (default: the first configured)")
@@ -500,3 +507,128 @@ def _consumer_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     reporting.add_argument("--format", choices=consumers.FORMATS, default="table", help="table (default) or json")
     reporting.add_argument("--address", help="suppression only: the entry for one address")
     reporting.set_defaults(command=consumer_report)
+
+
+def schemas_list(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Every subject the bridge writes to: its latest registered version and id, and whether schemas/ matches it."""
+    try:
+        with registry_client(settings) as client:
+            for subject in catalog.subjects(settings.topics.prefix, _local_schemas(args)):
+                found = catalog.registered(client, subject.name)
+                print(f"{subject.name}: {_listed(subject, found)}")
+    except (BridgeError, ConfigError) as error:
+        return _failed("schemas list", error)
+    return 0
+
+
+def _listed(subject: catalog.Subject, found: catalog.Registered | None) -> str:
+    if found is None:
+        return "not registered"
+    same = "matches" if catalog.matches(subject.local, found) else "differs (see `bridge schemas check`)"
+    return f"version {found.version}, id {found.schema_id}, local schema {same}"
+
+
+def schemas_show(settings: config.Settings, args: argparse.Namespace) -> int:
+    """One subject's schema, indented: the registered one (latest or --version), or with --local the file's."""
+    target = args.target
+    subject = target if target.endswith("-value") else subject_for(topic_for(settings.topics.prefix, target))
+    try:
+        if args.local:
+            mine = {entry.name: entry for entry in catalog.subjects(settings.topics.prefix, _local_schemas(args))}
+            if subject not in mine:
+                print(f"{subject}: no local schema (not a subject of prefix {settings.topics.prefix})", file=sys.stderr)
+                return EXIT_CONFIG
+            print(catalog.pretty(mine[subject].local.text))
+            return 0
+        with registry_client(settings) as client:
+            found = catalog.registered(client, subject, args.version)
+    except (BridgeError, ConfigError) as error:
+        return _failed("schemas show", error)
+    if found is None:
+        which = f"version {args.version} of {subject}" if args.version else subject
+        print(f"{which}: not registered", file=sys.stderr)
+        return EXIT_FAILED
+    print(catalog.pretty(found.text))
+    return 0
+
+
+def schemas_check(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Whether the registry would take each local schema as the next version; a field-level diff of each."""
+    try:
+        with registry_client(settings) as client:
+            verdicts = [
+                catalog.check(client, subject)
+                for subject in catalog.subjects(settings.topics.prefix, _local_schemas(args))
+            ]
+    except (BridgeError, ConfigError) as error:
+        return _failed("schemas check", error)
+    for verdict in verdicts:
+        print("\n".join(verdict.lines()))
+    refused = [verdict.subject for verdict in verdicts if not verdict.compatible]
+    if refused:
+        print(f"incompatible: {', '.join(refused)}", file=sys.stderr)
+        return EXIT_INCOMPATIBLE
+    print(f"all {len(verdicts)} schemas compatible")
+    return 0
+
+
+def schemas_export(settings: config.Settings, args: argparse.Namespace) -> int:
+    """<subject>.avsc for every local schema, and asyncapi.yaml describing every topic."""
+    try:
+        schemas = _local_schemas(args)
+    except ConfigError as error:
+        return _failed("schemas export", error)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for subject in catalog.subjects(settings.topics.prefix, schemas):
+        (args.out / f"{subject.name}.avsc").write_text(catalog.pretty(subject.local.text) + "\n", encoding="utf-8")
+    topics = asyncapi.Topics(
+        prefix=settings.topics.prefix,
+        schemas=schemas,
+        version=_version(),
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        secure=settings.kafka.protocol() != "PLAINTEXT",
+        max_message_bytes=topic_limit(max_record_bytes(settings)),
+    )
+    document = args.out / "asyncapi.yaml"
+    document.write_text(
+        yaml.safe_dump(asyncapi.document(topics), sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
+    print(f"wrote {len(schemas)} schemas and {document}")
+    return 0
+
+
+def _failed(command: str, error: Exception) -> int:
+    print(f"{command} failed: {error}", file=sys.stderr)
+    return EXIT_CONFIG if isinstance(error, ConfigError) else EXIT_FAILED
+
+
+def _local_schemas(args: argparse.Namespace) -> dict[str, EventSchema]:
+    return catalog.local(getattr(args, "schemas", None) or SCHEMAS_DIR)
+
+
+def _schemas_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = commands.add_parser(
+        "schemas", help="list, show, check, register and export the event schemas (schemas as code)"
+    ).add_subparsers(required=True, metavar="ACTION")
+    listing = group.add_parser("list", help="every subject: registered version and id, and whether schemas/ matches")
+    showing = group.add_parser("show", help="a subject's schema, pretty-printed (the registered latest by default)")
+    checking = group.add_parser(
+        "check", help=f"is every local schema compatible with the registered one? exit {EXIT_INCOMPATIBLE} if not"
+    )
+    registering = group.add_parser("register", help="register every event schema and exit (as register-schemas)")
+    exporting = group.add_parser("export", help="write <subject>.avsc files and an AsyncAPI 3.0 asyncapi.yaml")
+    for action in (listing, showing, checking, registering, exporting):
+        action.add_argument(
+            "--schemas", type=Path, help="directory of <event type>.avsc files (default: the bridge's own schemas/)"
+        )
+    showing.add_argument(
+        "target", help="an event type (message.delivered) or a subject (webhooks.message.delivered-value)"
+    )
+    showing.add_argument("--version", type=_positive, help="this registered version (default: the latest)")
+    showing.add_argument("--local", action="store_true", help="the local schema instead of the registered one")
+    exporting.add_argument("--out", type=Path, required=True, help="directory to write to (created if missing)")
+    listing.set_defaults(command=schemas_list)
+    showing.set_defaults(command=schemas_show)
+    checking.set_defaults(command=schemas_check)
+    registering.set_defaults(command=register_schemas)
+    exporting.set_defaults(command=schemas_export)
