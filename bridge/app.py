@@ -7,12 +7,13 @@ import contextlib
 import gc
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -22,7 +23,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bridge.avro import Encoder, load_schemas
 from bridge.config import Settings
 from bridge.dedupe import RecentDeliveries
-from bridge.errors import BridgeError, ClientAborted, MethodNotAllowed, RateLimited, RegistryUnavailable, Unavailable
+from bridge.errors import (
+    BridgeError,
+    ClientAborted,
+    MethodNotAllowed,
+    RateLimited,
+    RegistryUnavailable,
+    SignatureInvalid,
+    Unavailable,
+)
 from bridge.events import DEAD_LETTER, EVENT_TYPES, topic_for
 from bridge.logs import RequestId
 from bridge.metrics import Metrics
@@ -111,7 +120,8 @@ def create_app(
     metrics = Metrics()
     registry = client or registry_client(settings)
     encoder = Encoder(registry, load_schemas(), settings.topics.prefix)
-    kafka = publisher if publisher is not None else kafka_publisher(settings)
+    kafka = publisher if publisher is not None else kafka_publisher(settings, metrics.kafka.update)
+    metrics.producer_fatal.set_function(lambda: kafka.fatal is not None)
     recent = RecentDeliveries(settings.server.dedupe_seconds, settings.server.dedupe_max_entries)
     pipeline = Pipeline(encoder, kafka, metrics, settings.topics.prefix, max_record_bytes(settings), recent)
     routes = Routes(settings.sources, providers if providers is not None else build_providers())
@@ -140,9 +150,11 @@ def create_app(
 
     async def readyz(request: Request) -> JSONAnswer:
         if draining.shutting_down:  # draining: not worth a metadata request, and never ready again
+            metrics.ready.set(0)
             return JSONAnswer({"ready": False, "shutting_down": True}, status_code=503)
         checks: dict[str, object] = {"schemas_registered": encoder.registered, "kafka": await kafka.ready()}
         ready = all(checks.values())
+        metrics.ready.set(ready)
         problems = kafka.problems() + (
             [registration.problem] if registration.problem and not encoder.registered else []
         )
@@ -162,6 +174,8 @@ def create_app(
         """The one map from an error to its answer: status and code from the error's class, Retry-After."""
         source = source_label(routes, source_name)
         metrics.rejected.labels(source, error.code).inc()
+        if isinstance(error, SignatureInvalid):
+            metrics.verification_failed(source, error.reason)
         if isinstance(error, RateLimited):
             metrics.rate_limited.labels(source).inc()
         if isinstance(error, ClientAborted):
@@ -191,7 +205,7 @@ def create_app(
     )
 
 
-def kafka_publisher(settings: Settings) -> KafkaPublisher:
+def kafka_publisher(settings: Settings, statistics: Callable[[str], None] | None = None) -> KafkaPublisher:
     records = max_record_bytes(settings)
     plan = TopicPlan(
         all_topics(settings),
@@ -207,6 +221,7 @@ def kafka_publisher(settings: Settings) -> KafkaPublisher:
         shutdown_timeout=settings.server.shutdown_timeout_seconds,
         topics=plan,
         max_record_bytes=records,
+        statistics=statistics,
     )
 
 
@@ -243,7 +258,8 @@ class _DirectDeliveries:
 
 
 class _CountStatus:
-    """Counts answered webhook deliveries by source and status (and its class), 500s included."""
+    """Counts answered webhook deliveries by source and status (and its class), 500s included; times them and
+    counts those in progress. Per request: one cached lookup, one counter increment, one histogram observe."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, routes: Routes) -> None:
         self._app = app
@@ -256,14 +272,24 @@ class _CountStatus:
             await self._app(scope, receive, send)
             return
         source = source_label(self._routes, webhook.group(1))
+        started = time.perf_counter()
+        answered: Histogram | None = None
 
         async def counting_send(message: Message) -> None:
+            nonlocal answered
             if message["type"] == "http.response.start":
-                status = int(message["status"])
-                self._metrics.request_children(source, str(status), f"{status // 100}xx").inc()
+                requests, answered = self._metrics.answers(source, int(message["status"]))
+                requests.inc()
             await send(message)
 
-        await self._app(scope, receive, counting_send)
+        in_flight = self._metrics.in_flight
+        in_flight.count += 1
+        try:
+            await self._app(scope, receive, counting_send)
+        finally:
+            in_flight.count -= 1
+            if answered is not None:
+                answered.observe(time.perf_counter() - started)
 
 
 @dataclass

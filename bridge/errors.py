@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 
 class BridgeError(Exception):
     """Base class. `code` is a stable machine-readable name, `status_code` the HTTP answer.
@@ -60,17 +62,44 @@ class RateLimited(BridgeError):
         self.retry_after = retry_after
 
 
+# Why a delivery failed verification: bridge_verification_failures_total's `reason` label and a log field,
+# never the HTTP answer (that stays `code`, so a forger learns no more than before). A fixed vocabulary keeps
+# the label's series bounded; README "Operating it" says what each means.
+Reason = Literal[
+    "missing_header",  # no signature or Authorization header (a proxy that strips it?)
+    "malformed_header",  # present but not in the provider's form: not hex/base64, no t= or v1=, repeated
+    "malformed_body",  # Mailgun and SNS sign inside the body: it or its signed fields cannot be read
+    "no_matching_signature",  # well-formed, but no configured secret or key made it (wrong or rotated secret)
+    "bad_credentials",  # Basic, OAuth2 client, Bearer token or secret header: no configured one matches
+    "stale_timestamp",  # signed outside tolerance_seconds (clock skew, or a replay)
+    "expired_token",  # a Bearer token we issued, past its expiry
+    "replayed",  # a Mailgun token already seen within the tolerance
+    "topic_not_allowed",  # an SNS TopicArn outside options.topic_arns
+    "unsupported_algorithm",  # an SNS SignatureVersion other than 1 or 2
+    "certificate_untrusted",  # an SNS SigningCertURL/SubscribeURL off SNS's hosts, or not a PEM RSA certificate
+    "certificate_fetch_failed",  # SNS's host has no such certificate (4xx), or it was never fetched
+    "verifier_failed",  # the verifier raised something unexpected: a bug, logged at ERROR
+]
+REASONS: tuple[Reason, ...] = get_args(Reason)
+
+
 class SignatureInvalid(BridgeError):
-    """Missing, malformed or non-matching credentials: nothing is published."""
+    """Missing, malformed or non-matching credentials: nothing is published. `reason` says which (see Reason)."""
 
     status_code = 401
     code = "signature_invalid"
+    default_reason: Reason = "no_matching_signature"
+
+    def __init__(self, message: str, reason: Reason | None = None) -> None:
+        super().__init__(message)
+        self.reason: Reason = reason or self.default_reason
 
 
 class StaleTimestamp(SignatureInvalid):
     """The signed timestamp is outside the source's tolerance (replay protection)."""
 
     code = "stale_timestamp"
+    default_reason: Reason = "stale_timestamp"
 
 
 class PayloadInvalid(BridgeError):

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
 from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from bridge.errors import Reason
+from bridge.kafka_stats import KafkaStatistics
+
 M = TypeVar("M", Counter, Gauge, Histogram)
+# Request latency: from the first byte the app sees to the last one it sends, the ack wait included.
+REQUEST_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class Children(Generic[M]):
@@ -23,6 +30,37 @@ class Children(Generic[M]):
         if child is None:
             child = self._children[values] = self._metric.labels(*values)
         return child
+
+
+class Answers:
+    """Per answered webhook request, the request counter's and the latency histogram's children for its
+    (source, status), looked up once: no label strings are built on the request path. Statuses are the
+    bridge's own few and sources are configured names (or `(unknown)`), so the cache stays small."""
+
+    def __init__(self, requests: Counter, seconds: Histogram) -> None:
+        self._requests = requests
+        self._seconds = seconds
+        self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+
+    def __call__(self, source: str, status: int) -> tuple[Counter, Histogram]:
+        children = self._children.get((source, status))
+        if children is None:
+            status_class = f"{status // 100}xx"
+            children = self._children[(source, status)] = (
+                self._requests.labels(source, str(status), status_class),
+                self._seconds.labels(source, status_class),
+            )
+        return children
+
+
+class InFlight:
+    """Webhook requests in progress: a plain int the request path bumps (no lock), read by the gauge at scrape."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> float:
+        return self.count
 
 
 class Metrics:
@@ -112,9 +150,54 @@ class Metrics:
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
-        # The per-delivery lookups (bounded labels only: not unmapped's provider_event).
+        # The per-delivery lookups (bounded labels only: not unmapped's provider_event); requests: see Answers.
         self.event_children = Children(self.events)
-        self.request_children = Children(self.requests)
         self.schemas_registered = Gauge(
             "bridge_schemas_registered", "1 once every event schema is registered, else 0.", registry=self.registry
         )
+        self.verification_failures = Counter(
+            "bridge_verification_failures",
+            "Deliveries that failed verification (answered 401), by source and reason (README: the reasons).",
+            ["source", "reason"],
+            registry=self.registry,
+        )
+        self.verification_children: Children[Counter] = Children(self.verification_failures)
+        self.request_seconds = Histogram(
+            "bridge_request_seconds",
+            "Webhook request latency, from the request to the end of the answer, by source and status class.",
+            ["source", "status_class"],
+            registry=self.registry,
+            buckets=REQUEST_BUCKETS,
+        )
+        self.answers = Answers(self.requests, self.request_seconds)
+        self.in_flight = InFlight()
+        Gauge("bridge_requests_in_flight", "Webhook requests being handled now.", registry=self.registry).set_function(
+            self.in_flight
+        )
+        self.ready = Gauge(
+            "bridge_ready", "1 while /readyz answered 200 the last time it was asked, else 0.", registry=self.registry
+        )
+        self.producer_fatal = Gauge(
+            "bridge_producer_fatal",
+            "1 once the Kafka producer hit a fatal error (/healthz answers 503 until a restart), else 0.",
+            registry=self.registry,
+        )
+        Gauge(
+            "bridge_build_info",
+            "Always 1: the bridge's version and Python's.",
+            ["version", "python"],
+            registry=self.registry,
+        ).labels(_version(), platform.python_version()).set(1)
+        # librdkafka's statistics: fed by the producer's stats_cb (bridge/publisher.py), read at scrape time.
+        self.kafka = KafkaStatistics()
+        self.registry.register(self.kafka)
+
+    def verification_failed(self, source: str, reason: Reason) -> None:
+        self.verification_children(source, reason).inc()
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("webhook-kafka-bridge")
+    except importlib.metadata.PackageNotFoundError:  # a checkout that was never installed
+        return "unknown"

@@ -142,7 +142,7 @@ class Pipeline:
             raise
         except Exception as error:  # noqa: BLE001 - a verifier bug must not become a 500 anyone can trigger
             self._log_failure(route, "verifying", error)
-            raise SignatureInvalid("the delivery could not be verified") from None
+            raise SignatureInvalid("the delivery could not be verified", "verifier_failed") from None
 
     async def _publish_events(
         self, route: Route, delivery: Delivery, events: list[CanonicalEvent], keep: bool, headers: ExtraHeaders

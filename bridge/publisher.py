@@ -43,6 +43,10 @@ TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO
 ADMIN_TIMEOUT_SECONDS = 15
 # Connection errors /readyz shows at most (the newest of each kind), until a metadata request succeeds again.
 MAX_CONNECTION_PROBLEMS = 3
+# librdkafka's statistics (broker RTT, queue, errors) for /metrics: a 4 KB JSON parse per interval on the poll
+# thread. kafka.producer's statistics.interval.ms overrides it (0: off).
+STATISTICS_INTERVAL_MS = 15_000
+PRODUCER_STATISTICS = frozenset({"stats_cb", "statistics.interval.ms"})
 
 
 class Publisher(Protocol):
@@ -98,6 +102,7 @@ class KafkaPublisher:
         shutdown_timeout: float = 20.0,
         topics: TopicPlan | None = None,
         max_record_bytes: int | None = None,
+        statistics: Callable[[str], None] | None = None,
     ) -> None:
         self._timeout = timeout
         self._shutdown_timeout = shutdown_timeout
@@ -115,6 +120,7 @@ class KafkaPublisher:
             "message.timeout.ms": int(timeout * 1000),
             # Room for the largest record the bridge writes (config.py refuses a smaller override).
             **({"message.max.bytes": max_record_bytes + BATCH_OVERHEAD_BYTES} if max_record_bytes else {}),
+            **({"statistics.interval.ms": STATISTICS_INTERVAL_MS, "stats_cb": statistics} if statistics else {}),
             **kafka_config.plain(extra),
             **GUARANTEE,
             "error_cb": self._on_error,
@@ -342,8 +348,10 @@ def _settle(future: asyncio.Future[None], error: KafkaError | None) -> None:
 def client_config(config: dict[str, Any]) -> dict[str, Any]:
     """The settings an admin client or consumer shares with the producer (address, TLS, SASL): all but the
     producer-only ones by librdkafka's table (enable.gapless.guarantee, say, which an admin client given it
-    without idempotence refuses), secrets as their value now."""
-    return kafka_config.plain(kafka_config.shared(config))
+    without idempotence refuses), secrets as their value now. Not the statistics callback: an admin client's
+    statistics would overwrite the producer's on /metrics."""
+    own = {key: value for key, value in config.items() if key not in PRODUCER_STATISTICS}
+    return kafka_config.plain(kafka_config.shared(own))
 
 
 def topic_limits(admin: AdminClient, topics: Sequence[str]) -> dict[str, int]:

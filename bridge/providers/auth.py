@@ -24,10 +24,10 @@ def single_header(headers: Headers, *names: str) -> str:
     """The first of `names` present, which must appear once (a repeated header is ambiguous)."""
     name = next((name for name in names if name in headers), None)
     if name is None:
-        raise SignatureInvalid(f"missing header {' or '.join(names)}")
+        raise SignatureInvalid(f"missing header {' or '.join(names)}", "missing_header")
     values = headers.getlist(name)
     if len(values) > 1:
-        raise SignatureInvalid(f"header {name} appears {len(values)} times")
+        raise SignatureInvalid(f"header {name} appears {len(values)} times", "malformed_header")
     return values[0]
 
 
@@ -56,11 +56,11 @@ class TimestampedSignature:
             elif key == "v1" and HEX_DIGEST.fullmatch(value):
                 signatures.append(value.lower())
         if len(timestamps) != 1:
-            raise SignatureInvalid(f"{name} needs exactly one t=")
+            raise SignatureInvalid(f"{name} needs exactly one t=", "malformed_header")
         if not DIGITS.fullmatch(timestamps[0]):
-            raise SignatureInvalid(f"{name}: the signed timestamp is not a number of seconds")
+            raise SignatureInvalid(f"{name}: the signed timestamp is not a number of seconds", "malformed_header")
         if not signatures:
-            raise SignatureInvalid(f"{name} has no well-formed v1=")
+            raise SignatureInvalid(f"{name} has no well-formed v1=", "malformed_header")
         return cls(timestamps[0], tuple(signatures))
 
 
@@ -116,7 +116,7 @@ def credential(header: str, scheme: str) -> str:
     """The credentials of an `Authorization: <scheme> <credentials>` value; the scheme is case-insensitive."""
     given, _, value = header.strip().partition(" ")
     if given.lower() != scheme.lower():
-        raise SignatureInvalid(f"expected Authorization: {scheme}")
+        raise SignatureInvalid(f"expected Authorization: {scheme}", "malformed_header")
     return value.strip()
 
 
@@ -125,10 +125,10 @@ def decode_basic(header: str) -> tuple[bytes, bytes]:
     try:
         decoded = base64.b64decode(credential(header, "Basic"), validate=True)
     except (binascii.Error, ValueError):  # ValueError: non-ASCII text
-        raise SignatureInvalid("the Basic credentials are not base64") from None
+        raise SignatureInvalid("the Basic credentials are not base64", "malformed_header") from None
     user, colon, password = decoded.partition(b":")
     if not colon:
-        raise SignatureInvalid("the Basic credentials have no ':'")
+        raise SignatureInvalid("the Basic credentials have no ':'", "malformed_header")
     return user, password
 
 

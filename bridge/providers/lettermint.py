@@ -61,18 +61,18 @@ class Lettermint:
         if header.startswith(LEGACY_PREFIX):
             timestamp, signatures = single_header(headers, LEGACY_TIMESTAMP_HEADER), [header[len(LEGACY_PREFIX) :]]
             if not HEX_DIGEST.fullmatch(signatures[0]):
-                raise SignatureInvalid("the sha256= signature is not 64 hex digits")
+                raise SignatureInvalid("the sha256= signature is not 64 hex digits", "malformed_header")
             if not DIGITS.fullmatch(timestamp):
-                raise SignatureInvalid("the signed timestamp is not a number of seconds")
+                raise SignatureInvalid("the signed timestamp is not a number of seconds", "malformed_header")
         else:
             signed_header = TimestampedSignature.parse(header)
             timestamp, signatures = signed_header.timestamp, list(signed_header.signatures)
             if single_header(headers, DELIVERY_HEADER).strip() != timestamp:
-                raise SignatureInvalid("X-Lettermint-Delivery does not equal the signed timestamp")
+                raise SignatureInvalid("X-Lettermint-Delivery does not equal the signed timestamp", "malformed_header")
         signed = timestamp.encode() + b"." + body
         expected = [_digest(secret, signed) for secret in source.secret_values()]
         if not matches_any(expected, (got.lower() for got in signatures)):
-            raise SignatureInvalid("no signature matches a configured secret")
+            raise SignatureInvalid("no signature matches a configured secret", "no_matching_signature")
         check_age(timestamp, now, source)
 
     def normalise(self, delivery: Delivery) -> list[CanonicalEvent]:

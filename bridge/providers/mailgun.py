@@ -121,13 +121,13 @@ class Mailgun:
         signature = _signature(body)
         expected = [_digest(secret, signature.timestamp, signature.token) for secret in source.secret_values()]
         if not matches_any(expected, signature.digests):
-            raise SignatureInvalid("no signature matches a configured signing key")
+            raise SignatureInvalid("no signature matches a configured signing key", "no_matching_signature")
         check_age(signature.timestamp, now, source)
         # Only now, once the delivery is authentic and fresh, may its token enter the cache.
         expires_at = int(signature.timestamp) + source.tolerance_seconds
         # Whole seconds, for the cache as for the window.
         if not self._cache(source).claim(signature.token, expires_at, int(now)):
-            raise SignatureInvalid(REPLAYED)
+            raise SignatureInvalid(REPLAYED, "replayed")
 
     def normalise(self, delivery: Delivery) -> list[CanonicalEvent]:
         payload = parse_json_object(delivery.body)
@@ -222,18 +222,20 @@ def _signature(body: bytes) -> _Signature:
     try:
         payload = parse_json_object(body)
     except PayloadInvalid as error:
-        raise SignatureInvalid(f"no signature to check: {error}") from None
+        raise SignatureInvalid(f"no signature to check: {error}", "malformed_body") from None
     block = payload.get(SIGNATURE_FIELD)
     if not isinstance(block, dict):
-        raise SignatureInvalid(f"the body has no {SIGNATURE_FIELD} object")
+        raise SignatureInvalid(f"the body has no {SIGNATURE_FIELD} object", "malformed_body")
     token = block.get("token")
     if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_LENGTH:
-        raise SignatureInvalid(f"{SIGNATURE_FIELD}.token: missing, empty or longer than {MAX_TOKEN_LENGTH}")
+        raise SignatureInvalid(
+            f"{SIGNATURE_FIELD}.token: missing, empty or longer than {MAX_TOKEN_LENGTH}", "malformed_body"
+        )
     if not _is_text(token):  # a JSON "\ud800" escape parses, but cannot be signed
-        raise SignatureInvalid(f"{SIGNATURE_FIELD}.token holds a lone surrogate, which is not text")
+        raise SignatureInvalid(f"{SIGNATURE_FIELD}.token holds a lone surrogate, which is not text", "malformed_body")
     digest = block.get("signature")
     if not isinstance(digest, str) or not HEX_DIGEST.fullmatch(digest):
-        raise SignatureInvalid(f"{SIGNATURE_FIELD}.signature is not 64 hex digits")
+        raise SignatureInvalid(f"{SIGNATURE_FIELD}.signature is not 64 hex digits", "malformed_body")
     parent = block.get(PARENT_SIGNATURE)
     extra = (parent.lower(),) if isinstance(parent, str) and HEX_DIGEST.fullmatch(parent) else ()
     return _Signature(_timestamp(block.get("timestamp")), token, (digest.lower(), *extra))
@@ -254,7 +256,7 @@ def _timestamp(value: object) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         value = str(value)
     if not isinstance(value, str) or not DIGITS.fullmatch(value):
-        raise SignatureInvalid(f"{SIGNATURE_FIELD}.timestamp is not a number of seconds")
+        raise SignatureInvalid(f"{SIGNATURE_FIELD}.timestamp is not a number of seconds", "malformed_body")
     return value
 
 

@@ -112,7 +112,9 @@ class Postmark:
     def verify(self, headers: Headers, body: bytes, source: PostmarkSource, now: float) -> None:
         options = source.options
         if options.basic_auth and not _basic_auth_matches(headers, options.basic_auth):
-            raise SignatureInvalid("basic auth: credentials do not match a configured username and password")
+            raise SignatureInvalid(
+                "basic auth: credentials do not match a configured username and password", "bad_credentials"
+            )
         if options.header is not None:
             _verify_header(headers, options.header, source.secret_values())
 
@@ -203,13 +205,15 @@ def _verify_header(headers: Headers, name: str, secrets: list[str]) -> None:
     # (so not single_header, which names it).
     values = headers.getlist(name)
     if len(values) != 1:
-        raise SignatureInvalid(f"secret header: expected one, got {len(values)}")
+        raise SignatureInvalid(
+            f"secret header: expected one, got {len(values)}", "malformed_header" if values else "missing_header"
+        )
     got = values[0].strip(" \t").encode("latin-1")  # the bytes as sent; Headers decodes them as latin-1
     matched = False
     for secret in secrets:  # no early exit, as for basic auth
         matched |= same(got, secret.encode())
     if not matched:
-        raise SignatureInvalid("secret header: the value does not match a configured secret")
+        raise SignatureInvalid("secret header: the value does not match a configured secret", "bad_credentials")
 
 
 def _credential_header(line: str) -> tuple[str, str]:

@@ -65,7 +65,7 @@ class SendAPI:
         signature = _signature(headers)
         expected = [hmac_hex(key, body) for secret in source.secret_values() for key in _keys(secret)]
         if not matches_any(expected, [signature]):
-            raise SignatureInvalid("X-SendAPI-Signature matches no configured secret")
+            raise SignatureInvalid("X-SendAPI-Signature matches no configured secret", "no_matching_signature")
 
     def normalise(self, delivery: Delivery) -> list[CanonicalEvent]:
         payload = parse_json_object(delivery.body)
@@ -121,7 +121,7 @@ def _signature(headers: Headers) -> str:
     value = single_header(headers, SIGNATURE_HEADER).strip()
     digest = value.removeprefix(SIGNATURE_PREFIX)
     if digest == value or not HEX_DIGEST.fullmatch(digest):
-        raise SignatureInvalid("X-SendAPI-Signature is not sha256=<64 hex digits>")
+        raise SignatureInvalid("X-SendAPI-Signature is not sha256=<64 hex digits>", "malformed_header")
     return digest.lower()
 
 

@@ -91,10 +91,10 @@ class SendGrid:
         signature = _signature(single_header(headers, SIGNATURE_HEADER))
         timestamp = single_header(headers, TIMESTAMP_HEADER)
         if not DIGITS.fullmatch(timestamp):
-            raise SignatureInvalid("the signed timestamp is not a number of seconds")
+            raise SignatureInvalid("the signed timestamp is not a number of seconds", "malformed_header")
         signed = timestamp.encode() + body  # no separator; the body's trailing CRLF is signed too
         if not any(_signed_by(key, signature, signed) for key in source.verification_keys):
-            raise SignatureInvalid("the signature matches no configured public key")
+            raise SignatureInvalid("the signature matches no configured public key", "no_matching_signature")
         check_age(timestamp, now, source)
 
     def normalise(self, delivery: Delivery) -> list[CanonicalEvent]:
@@ -147,7 +147,7 @@ def _signature(header: str) -> bytes:
     try:
         return base64.b64decode(header, validate=True)
     except ValueError:  # binascii.Error, or non-ASCII text
-        raise SignatureInvalid("the signature header is not base64") from None
+        raise SignatureInvalid("the signature header is not base64", "malformed_header") from None
 
 
 def _signed_by(key: ec.EllipticCurvePublicKey, signature: bytes, signed: bytes) -> bool:

@@ -65,16 +65,16 @@ class StandardWebhooks:
     def verify(self, headers: Headers, body: bytes, source: StandardWebhooksSource, now: float) -> None:
         message_id = single_header(headers, *ID_HEADERS)
         if not message_id:
-            raise SignatureInvalid("the id header is empty")
+            raise SignatureInvalid("the id header is empty", "malformed_header")
         timestamp = single_header(headers, *TIMESTAMP_HEADERS).strip()
         if not DIGITS.fullmatch(timestamp):
-            raise SignatureInvalid("the timestamp header is not a number of seconds")
+            raise SignatureInvalid("the timestamp header is not a number of seconds", "malformed_header")
         signatures = _parse_signatures(single_header(headers, *SIGNATURE_HEADERS))
         # The header's own bytes (Headers decodes values as latin-1) are what was signed.
         signed = _signed_content(message_id.encode("latin-1"), timestamp, body)
         expected = [_digest(signing_key(secret), signed) for secret in source.secret_values()]
         if not matches_any(expected, signatures):
-            raise SignatureInvalid("no v1 signature matches a configured secret")
+            raise SignatureInvalid("no v1 signature matches a configured secret", "no_matching_signature")
         age = now - int(timestamp)  # the reference libraries compare to the fractional second
         if abs(age) > source.tolerance_seconds:
             raise StaleTimestamp(f"signed {age:.0f} s ago; tolerance is {source.tolerance_seconds} s")
@@ -176,7 +176,7 @@ def _parse_signatures(header: str) -> list[bytes]:
             continue
         digests.append(digest)  # a wrong-length digest simply never matches
     if not digests:
-        raise SignatureInvalid("the signature header has no well-formed v1 signature")
+        raise SignatureInvalid("the signature header has no well-formed v1 signature", "malformed_header")
     return digests
 
 

@@ -60,7 +60,7 @@ def check_basic(header: str, credentials: Sequence[BasicCredential]) -> None:
         for pair in credentials
     ]
     if not any(matches):
-        raise SignatureInvalid("the Basic credentials match no configured pair")
+        raise SignatureInvalid("the Basic credentials match no configured pair", "bad_credentials")
 
 
 # --- OAuth2: the token endpoint (RFC 6749 §4.4, client credentials) ------------------------------
@@ -83,14 +83,18 @@ def client_credentials(form: Mapping[str, str], authorization: str | None) -> li
     """Candidate (client_id, client_secret) pairs, from HTTP Basic or from the form (RFC 6749 §2.3.1)."""
     basic = authorization is not None and authorization.strip()[:6].lower() == "basic "
     if basic and "client_secret" in form:
-        raise SignatureInvalid("client credentials sent both as Basic and in the form; use one method")
+        raise SignatureInvalid(
+            "client credentials sent both as Basic and in the form; use one method", "malformed_header"
+        )
     if basic:
         user, password = decode_basic(authorization or "")
         # The RFC form-encodes them before base64; many clients do not. Either is accepted.
         decoded = (unquote_to_bytes(user.replace(b"+", b" ")), unquote_to_bytes(password.replace(b"+", b" ")))
         return [(user, password), decoded]
     if "client_id" not in form or "client_secret" not in form:
-        raise SignatureInvalid("no client credentials (Basic, or client_id and client_secret in the form)")
+        raise SignatureInvalid(
+            "no client credentials (Basic, or client_id and client_secret in the form)", "missing_header"
+        )
     return [(form["client_id"].encode(), form["client_secret"].encode())]
 
 
@@ -106,7 +110,7 @@ def authenticate_client(candidates: list[tuple[bytes, bytes]], clients: Sequence
     ]
     owner = next((client for matched, client in matches if matched), None)
     if owner is None:
-        raise SignatureInvalid("the client credentials match no configured OAuth2 client")
+        raise SignatureInvalid("the client credentials match no configured OAuth2 client", "bad_credentials")
     return owner
 
 
@@ -126,23 +130,23 @@ def check_bearer(header: str, clients: Sequence[OAuthClient], source: str, now: 
     signed, dot, signature = credential(header, "Bearer").rpartition(".")
     version, _, payload = signed.partition(".")
     if not dot or version != TOKEN_VERSION:
-        raise SignatureInvalid("the Bearer token is not one this bridge issued")
+        raise SignatureInvalid("the Bearer token is not one this bridge issued", "malformed_header")
     # The signature is checked against every client's key before the claims are read: nothing
     # unauthenticated is parsed.
     given = signature.encode()
     matches = [(same(_token_signature(client, signed).encode(), given), client) for client in clients]
     owner = next((client for matched, client in matches if matched), None)
     if owner is None:
-        raise SignatureInvalid("the Bearer token's signature matches no configured OAuth2 client")
+        raise SignatureInvalid("the Bearer token's signature matches no configured OAuth2 client", "bad_credentials")
     claims = _claims(payload)
     # A shared secret must not make client ids interchangeable, nor a token travel between sources.
     if claims.get("cid") != owner.client_id or claims.get("src") != source:
-        raise SignatureInvalid("the Bearer token was issued for another client or source")
+        raise SignatureInvalid("the Bearer token was issued for another client or source", "bad_credentials")
     expires = claims.get("exp")
     if not isinstance(expires, int) or isinstance(expires, bool):
-        raise SignatureInvalid("the Bearer token has no expiry")
+        raise SignatureInvalid("the Bearer token has no expiry", "bad_credentials")
     if now >= expires:
-        raise StaleTimestamp(f"the Bearer token expired {int(now) - expires} s ago")
+        raise StaleTimestamp(f"the Bearer token expired {int(now) - expires} s ago", "expired_token")
 
 
 def _token_signature(client: OAuthClient, signed: str) -> str:
@@ -154,9 +158,9 @@ def _claims(payload: str) -> dict[str, Any]:
     try:
         claims = json.loads(_unb64(payload))
     except (ValueError, UnicodeDecodeError, RecursionError):  # ValueError: bad base64, bad JSON, too many digits
-        raise SignatureInvalid("the Bearer token's claims are unreadable") from None
+        raise SignatureInvalid("the Bearer token's claims are unreadable", "bad_credentials") from None
     if not isinstance(claims, dict):
-        raise SignatureInvalid("the Bearer token's claims are not an object")
+        raise SignatureInvalid("the Bearer token's claims are not an object", "bad_credentials")
     return claims
 
 

@@ -24,9 +24,9 @@ def check_signature(header: str, body: bytes, source: SourceSettings, now: float
     elif HEX_DIGEST.fullmatch(value):
         timestamp, signatures, signed = None, (value.lower(),), body
     else:
-        raise SignatureInvalid("lettr-signature is neither 64 hex digits nor t=...,v1=...")
+        raise SignatureInvalid("lettr-signature is neither 64 hex digits nor t=...,v1=...", "malformed_header")
     if not matches_any((hmac_hex(secret, signed) for secret in source.secret_values()), signatures):
-        raise SignatureInvalid("no lettr-signature matches a configured secret")
+        raise SignatureInvalid("no lettr-signature matches a configured secret", "no_matching_signature")
     # The age is checked only once the signature holds: a forgery is not reported as a clock problem.
     if timestamp is not None:
         check_age(timestamp, now, source)

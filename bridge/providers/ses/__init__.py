@@ -101,7 +101,10 @@ class Ses:
         # The pipeline calls verify straight after prepare, no await between: what prepare cached is still there.
         key = known_key(message.certificate_url, source.pinned_keys, self._cache, now)
         if key is None:
-            raise SignatureInvalid(f"no key for {message.certificate_url}: neither pinned nor fetched by prepare")
+            raise SignatureInvalid(
+                f"no key for {message.certificate_url}: neither pinned nor fetched by prepare",
+                "certificate_fetch_failed",
+            )
         sns.check_signature(message, key)
 
     async def handshake(self, delivery: Delivery, source: SesSource) -> dict[str, Any] | None:

@@ -60,6 +60,6 @@ async def fetch_key(url: str, get: HttpGet) -> rsa.RSAPublicKey:
     except FetchError as error:
         # A 4xx from an SNS host means there is no such certificate; anything else may pass.
         if error.status is not None and 400 <= error.status < 500:
-            raise SignatureInvalid(f"signing certificate: {error}") from None
+            raise SignatureInvalid(f"signing certificate: {error}", "certificate_fetch_failed") from None
         raise Unavailable(f"signing certificate: {error}") from None
     return certificate_key(pem)

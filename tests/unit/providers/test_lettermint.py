@@ -532,3 +532,22 @@ def test_example_webhook_test_keys_on_webhook_id() -> None:
 def test_examples_are_fresh_deliveries() -> None:
     first, second = (normalise(SENDER.example("message.delivered", NOW_DT)) for _ in range(2))
     assert first.event_id != second.event_id
+
+
+@pytest.mark.parametrize(
+    ("pairs", "body", "now", "reason"),
+    [
+        pytest.param(raw(("X-Lettermint-Delivery", str(T))), BODY, T, "missing_header", id="no-signature-header"),
+        pytest.param(v1()[:1] + v1(), BODY, T, "malformed_header", id="duplicate-header"),
+        pytest.param(signed(f"t={T}"), BODY, T, "malformed_header", id="no-v1"),
+        pytest.param(signed(f"t={T},v1={GOOD}", str(T + 1)), BODY, T, "malformed_header", id="delivery-not-t"),
+        pytest.param(v1(OTHER), BODY, T, "no_matching_signature", id="wrong-secret"),
+        pytest.param(v1(), BODY + b" ", T, "no_matching_signature", id="tampered-body"),
+        pytest.param(v1(), BODY, T + 301, "stale_timestamp", id="stale"),
+        pytest.param(v1(OTHER), BODY, T + 3600, "no_matching_signature", id="stale-forgery"),
+    ],
+)
+def test_reasons(pairs: Pairs, body: bytes, now: float, reason: str) -> None:
+    with pytest.raises(SignatureInvalid) as caught:
+        verify(pairs, body, now)
+    assert caught.value.reason == reason

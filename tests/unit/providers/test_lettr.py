@@ -1113,3 +1113,31 @@ def test_one_bad_element_invalidates_the_whole_batch() -> None:
 def test_utf16_body_is_payload_invalid() -> None:
     with pytest.raises(PayloadInvalid, match="not UTF-8"):
         normalise_all(BODY.decode().encode("utf-16"))
+
+
+@pytest.mark.parametrize(
+    ("pairs", "src", "now", "reason"),
+    [
+        pytest.param([], SIGNED, T, "missing_header", id="no-signature"),
+        pytest.param(raw(("lettr-signature", "nonsense")), SIGNED, T, "malformed_header", id="malformed-signature"),
+        pytest.param(raw(plain(OTHER)), SIGNED, T, "no_matching_signature", id="wrong-secret"),
+        pytest.param(raw(timestamped()), SIGNED, T + 301, "stale_timestamp", id="stale"),
+        pytest.param([], BASIC, T, "missing_header", id="no-authorization"),
+        pytest.param(raw(basic(password="wrong")), BASIC, T, "bad_credentials", id="wrong-basic"),
+        pytest.param(raw(bearer("v1.x.y")), OAUTH, NOW, "bad_credentials", id="forged-bearer"),
+        pytest.param(raw(bearer("nonsense")), OAUTH, NOW, "malformed_header", id="not-our-token"),
+        pytest.param(raw(bearer(token_for(now=NOW))), OAUTH, NOW + 600, "expired_token", id="expired-token"),
+    ],
+)
+def test_reasons(pairs: Pairs, src: LettrSource, now: float, reason: str) -> None:
+    with pytest.raises(SignatureInvalid) as caught:
+        verify(pairs, src=src, now=now)
+    assert caught.value.reason == reason
+
+
+def test_token_endpoint_reasons() -> None:
+    with pytest.raises(SignatureInvalid) as missing:
+        issue({"grant_type": "client_credentials"})
+    with pytest.raises(SignatureInvalid) as wrong:
+        issue({"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": "wrong-secret-0123456789"})
+    assert (missing.value.reason, wrong.value.reason) == ("missing_header", "bad_credentials")

@@ -731,3 +731,30 @@ def test_examples_are_fresh_deliveries() -> None:
     first, second = (normalise(SENDER.example("message.delivered", NOW_DT)) for _ in range(2))
     assert first.event_id != second.event_id
     assert first.message_id != second.message_id
+
+
+@pytest.mark.parametrize(
+    ("body", "now", "reason"),
+    [
+        pytest.param(envelope(None), T, "malformed_body", id="no-signature-object"),
+        pytest.param(b"not json", T, "malformed_body", id="not-json"),
+        pytest.param(envelope(block() | {"signature": "g" + DIGEST[1:]}), T, "malformed_body", id="non-hex"),
+        pytest.param(signed(timestamp="17e8"), T, "malformed_body", id="non-numeric-timestamp"),
+        pytest.param(signed(OTHER), T, "no_matching_signature", id="wrong-key"),
+        pytest.param(envelope(block() | {"token": TOKEN[:-1] + "5"}), T, "no_matching_signature", id="tampered"),
+        pytest.param(signed(), T + 301, "stale_timestamp", id="stale"),
+    ],
+)
+def test_reasons(body: bytes, now: float, reason: str) -> None:
+    """Mailgun signs inside the body, so no header can be missing: a missing signature is malformed_body."""
+    with pytest.raises(SignatureInvalid) as caught:
+        verify(body, now)
+    assert caught.value.reason == reason
+
+
+def test_a_replay_has_its_own_reason() -> None:
+    mailgun = Mailgun()
+    verify(signed(), provider=mailgun)
+    with pytest.raises(SignatureInvalid) as caught:
+        verify(signed(), provider=mailgun)
+    assert caught.value.reason == "replayed"

@@ -831,3 +831,22 @@ def test_examples_are_fresh_deliveries() -> None:
 def test_example_of_an_event_postmark_does_not_send(event_type: str) -> None:
     with pytest.raises(ValueError, match="Postmark sends no"):
         SENDER.example(event_type, NOW_DT)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "src", "reason"),
+    [
+        pytest.param([], BASIC, "missing_header", id="no-authorization"),
+        pytest.param(raw(("Authorization", "Bearer x")), BASIC, "malformed_header", id="not-basic"),
+        pytest.param(raw(("Authorization", "Basic !!!")), BASIC, "malformed_header", id="not-base64"),
+        pytest.param(raw(basic(password="wrong")), BASIC, "bad_credentials", id="wrong-password"),
+        pytest.param([], HEADER_ONLY, "missing_header", id="no-secret-header"),
+        pytest.param(raw(token(), token()), HEADER_ONLY, "malformed_header", id="secret-header-twice"),
+        pytest.param(raw(token("wrong")), HEADER_ONLY, "bad_credentials", id="wrong-secret"),
+    ],
+)
+def test_reasons(pairs: Pairs, src: PostmarkSource, reason: str) -> None:
+    """Postmark signs no timestamp: there is no stale case."""
+    with pytest.raises(SignatureInvalid) as caught:
+        verify(pairs, src)
+    assert caught.value.reason == reason

@@ -654,3 +654,20 @@ def test_example_of_an_event_sendapi_does_not_send_is_unmapped() -> None:
 def test_examples_are_fresh_deliveries(event_type: str) -> None:
     first, second = (normalise(SENDER.example(event_type, NOW_DT)) for _ in range(2))
     assert first.event_id != second.event_id
+
+
+@pytest.mark.parametrize(
+    ("pairs", "body", "reason"),
+    [
+        pytest.param([], BODY, "missing_header", id="no-signature-header"),
+        pytest.param(sha256() + sha256(), BODY, "malformed_header", id="duplicate-header"),
+        pytest.param(signed(DIGEST), BODY, "malformed_header", id="no-sha256-prefix"),
+        pytest.param(sha256(OTHER), BODY, "no_matching_signature", id="wrong-secret"),
+        pytest.param(sha256(), BODY + b"\n", "no_matching_signature", id="tampered-body"),
+    ],
+)
+def test_reasons(pairs: Pairs, body: bytes, reason: str) -> None:
+    """SendAPI signs no timestamp: there is no stale case."""
+    with pytest.raises(SignatureInvalid) as caught:
+        verify(pairs, body)
+    assert caught.value.reason == reason

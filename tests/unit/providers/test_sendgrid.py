@@ -837,3 +837,21 @@ def test_example_details() -> None:
         "bounce_class": "Invalid Address",
     }
     assert deferred.attempt == 2
+
+
+@pytest.mark.parametrize(
+    ("pairs", "body", "now", "reason"),
+    [
+        pytest.param(raw(("X-Twilio-Email-Event-Webhook-Timestamp", str(T))), BODY, T, "missing_header", id="no-sig"),
+        pytest.param(by()[:1] + by(), BODY, T, "malformed_header", id="duplicate-signature-header"),
+        pytest.param(signed(GOOD + "!"), BODY, T, "malformed_header", id="not-base64"),
+        pytest.param(signed(ecdsa(KEY, b"1.7e9" + BODY), "1.7e9"), BODY, T, "malformed_header", id="non-numeric-t"),
+        pytest.param(by(STRANGER), BODY, T, "no_matching_signature", id="wrong-key"),
+        pytest.param(by(), BODY[:-1], T, "no_matching_signature", id="tampered-body"),
+        pytest.param(by(), BODY, T + 301, "stale_timestamp", id="stale"),
+    ],
+)
+def test_reasons(pairs: Pairs, body: bytes, now: float, reason: str) -> None:
+    with pytest.raises(SignatureInvalid) as caught:
+        verify(pairs, body, now)
+    assert caught.value.reason == reason

@@ -1182,3 +1182,43 @@ def test_signing_key_fingerprints_differ() -> None:
     """Guards the fixtures above: the two test keys are distinct, so 'wrong certificate' means something."""
     fingerprints = {hashlib.sha256(pem).hexdigest() for pem in (CERT, OTHER_CERT)}
     assert len(fingerprints) == 2
+
+
+def reason_of(body: bytes, **kwargs: Any) -> str:
+    fetch = kwargs.pop("fetch", None) or FakeGet()
+    with pytest.raises(SignatureInvalid) as caught:
+        run_verify(body, fetch=fetch, **kwargs)
+    return caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        pytest.param(b"not json", "malformed_body", id="not-json"),
+        pytest.param(b"[]", "malformed_body", id="not-an-object"),
+        pytest.param(encode(GOOD | {"Type": "Other"}), "malformed_body", id="unknown-type"),
+        pytest.param(encode({k: v for k, v in GOOD.items() if k != "Signature"}), "malformed_body", id="no-signature"),
+        pytest.param(encode(GOOD | {"Signature": "not base64!"}), "malformed_body", id="signature-not-base64"),
+        pytest.param(encode(signed(notification(TopicArn=OTHER_TOPIC))), "topic_not_allowed", id="topic"),
+        pytest.param(encode(GOOD | {"SignatureVersion": "3"}), "unsupported_algorithm", id="version-3"),
+        pytest.param(
+            encode(signed(notification(), url="https://attacker.example/x.pem")), "certificate_untrusted", id="off-sns"
+        ),
+        pytest.param(encode(signed(notification(), key=OTHER_KEY)), "no_matching_signature", id="wrong-key"),
+        pytest.param(encode(GOOD | {"MessageId": "another-id"}), "no_matching_signature", id="tampered"),
+    ],
+)
+def test_reasons(body: bytes, reason: str) -> None:
+    """SNS has no timestamp window (no stale case) and signs inside the body (no missing header)."""
+    assert reason_of(body) == reason
+
+
+def test_certificate_reasons() -> None:
+    assert reason_of(encode(GOOD), fetch=FakeGet({})) == "certificate_fetch_failed"  # SNS answers 404
+    assert reason_of(encode(GOOD), fetch=FakeGet({CERT_URL: b"not a certificate"})) == "certificate_untrusted"
+    assert reason_of(encode(GOOD), headers={"x-amz-sns-message-type": "SubscriptionConfirmation"}) == (
+        "malformed_header"
+    )
+    with pytest.raises(SignatureInvalid) as caught:
+        Ses(fetch_certificate=FakeGet()).verify(Headers(), encode(GOOD), SOURCE, NOW)
+    assert caught.value.reason == "certificate_fetch_failed"

@@ -726,3 +726,22 @@ def test_examples_are_fresh_deliveries() -> None:
 def test_non_ascii_secret_is_rejected_at_start_up() -> None:
     with pytest.raises(ValidationError, match=re.escape("secrets.0: not a Standard Webhooks secret")):
         source("whsec_\u00e9t\u00e9")
+
+
+@pytest.mark.parametrize(
+    ("pairs", "body", "now", "reason"),
+    [
+        pytest.param(v1()[:2], BODY, T, "missing_header", id="no-signature"),
+        pytest.param([], BODY, T, "missing_header", id="no-headers"),
+        pytest.param(over("", str(T)), BODY, T, "malformed_header", id="empty-id"),
+        pytest.param(over(MSG_ID, "1.6e9"), BODY, T, "malformed_header", id="exponent-timestamp"),
+        pytest.param(signed(GOOD_B64), BODY, T, "malformed_header", id="no-version"),
+        pytest.param(v1(OTHER), BODY, T, "no_matching_signature", id="wrong-secret"),
+        pytest.param(v1(), BODY + b" ", T, "no_matching_signature", id="tampered-body"),
+        pytest.param(v1(), BODY, T + 301, "stale_timestamp", id="stale"),
+    ],
+)
+def test_reasons(pairs: Pairs, body: bytes, now: float, reason: str) -> None:
+    with pytest.raises(SignatureInvalid) as caught:
+        verify(pairs, body, now)
+    assert caught.value.reason == reason
