@@ -45,9 +45,10 @@ TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO
 ADMIN_TIMEOUT_SECONDS = 15
 # Connection errors /readyz shows at most (the newest of each kind), until a metadata request succeeds again.
 MAX_CONNECTION_PROBLEMS = 3
-# While a topic is missing or too small, /readyz looks again at most this often: `bridge topics apply`
-# (or an operator) fixing it makes the bridge ready without a restart.
-TOPIC_RECHECK_SECONDS = 5.0
+# While a topic is missing or too small, /readyz looks again at most this often: `bridge topics apply` (or an
+# operator) fixing it makes the bridge ready without a restart, and a topic just created that a broker did
+# not know yet is found on the next look.
+TOPIC_RECHECK_SECONDS = 2.0
 
 
 class Publisher(Protocol):
@@ -189,6 +190,8 @@ class KafkaPublisher:
         if problems != self._problems:  # a recheck finding the same says nothing new
             for problem in problems:
                 log.error("not ready: %s", problem)
+            if self._problems and not problems:
+                log.info("topics: every topic exists and takes the largest record")
         self._topics_checked = time.monotonic()
         self._problems = problems
 
