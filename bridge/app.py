@@ -32,7 +32,6 @@ from bridge.errors import (
     SignatureInvalid,
     Unavailable,
 )
-from bridge.events import DEAD_LETTER, EVENT_TYPES, topic_for
 from bridge.logs import RequestId
 from bridge.metrics import Metrics
 from bridge.pipeline import Pipeline
@@ -41,6 +40,7 @@ from bridge.providers.base import Provider
 from bridge.publisher import KafkaPublisher, Publisher, TopicPlan
 from bridge.records import record_limit, topic_limit
 from bridge.routes import Routes
+from bridge.topics import topic_specs
 from bridge.webhooks import JSONAnswer, Webhooks
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,6 @@ def registry_client(settings: Settings) -> SchemaRegistryClient:
     """The registry client every command uses: `schema_registry.client` plus its TLS and credentials."""
     registry = settings.schema_registry
     return SchemaRegistryClient({"url": registry.url, "timeout": REGISTRY_TIMEOUT_SECONDS, **registry.client_config()})
-
-
-def all_topics(settings: Settings) -> list[str]:
-    return [topic_for(settings.topics.prefix, name) for name in (*EVENT_TYPES, DEAD_LETTER)]
 
 
 def max_record_bytes(settings: Settings) -> int:
@@ -207,13 +203,7 @@ def create_app(
 
 def kafka_publisher(settings: Settings, statistics: Callable[[str], None] | None = None) -> KafkaPublisher:
     records = max_record_bytes(settings)
-    plan = TopicPlan(
-        all_topics(settings),
-        max_message_bytes=topic_limit(records),
-        create=settings.topics.create,
-        partitions=settings.topics.partitions,
-        replication_factor=settings.topics.replication_factor,
-    )
+    plan = TopicPlan(topic_specs(settings), max_message_bytes=topic_limit(records), create=settings.topics.create)
     return KafkaPublisher(
         settings.kafka.bootstrap_servers,
         settings.kafka.producer,

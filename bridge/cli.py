@@ -16,15 +16,17 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaException, Message
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from bridge import asyncapi, catalog, config, dlq, logs, reader, server
+from bridge import asyncapi, catalog, config, dlq, logs, reader, server, strimzi, topics
 from bridge.app import create_app, max_record_bytes, registry_client
 from bridge.avro import SCHEMAS_DIR, Encoder, EventSchema, subject_for
 from bridge.consumers import CONSUMERS
@@ -33,6 +35,7 @@ from bridge.consumers.framework import Query
 from bridge.errors import BridgeError, ConfigError
 from bridge.events import DEAD_LETTER, topic_for
 from bridge.providers import PROVIDERS
+from bridge.publisher import client_config
 from bridge.records import topic_limit
 from bridge.settings import CONFIG_ENV, RateLimit
 from bridge.workers import liveness, supervise
@@ -42,6 +45,7 @@ LOG_FORMAT_ENV = "BRIDGE_LOG_FORMAT"
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
 EXIT_INCOMPATIBLE = 3  # schemas check: a local schema the registry would refuse
+EXIT_CHANGES = 3  # `topics plan`: the cluster's topics differ from the configuration (0: they do not)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -467,6 +471,7 @@ def _parser() -> argparse.ArgumentParser:
     read.add_argument("--pretty", action="store_true", help="a readable block per record instead of JSON lines")
     read.set_defaults(command=consume)
     _consumer_commands(commands)
+    _topics_commands(commands)
     every = _commands_of(parser)
     for _, _, command in every:
         _global_options(command, defaults=False)
@@ -632,3 +637,89 @@ def _schemas_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     checking.set_defaults(command=schemas_check)
     registering.set_defaults(command=register_schemas)
     exporting.set_defaults(command=schemas_export)
+
+
+def topics_plan(settings: config.Settings, args: argparse.Namespace) -> int:
+    """What `topics apply` would do, changing nothing: 0 if nothing, EXIT_CHANGES if something."""
+    try:
+        admin = _admin(settings)
+        result = topics.plan(topics.topic_specs(settings), topics.describe(admin, topics.all_topics(settings)))
+        defaults = topics.broker_defaults(admin) if result.pending else {}
+    except KafkaException as error:
+        print(f"topics plan failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print("\n".join(topics.render(result, defaults)))
+    return EXIT_CHANGES if result.pending else 0
+
+
+def topics_apply(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Create, alter and grow the topics as planned; 1 if anything failed or needs a manual step."""
+    try:
+        admin = _admin(settings)
+        result = topics.plan(topics.topic_specs(settings), topics.describe(admin, topics.all_topics(settings)))
+        print("\n".join(topics.render(result, topics.broker_defaults(admin) if result.pending else {})))
+        applied = topics.apply(admin, result)
+    except KafkaException as error:
+        print(f"topics apply failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    for line in applied.done:
+        print(f"done: {line}")
+    for line in applied.failed:
+        print(f"failed: {line}", file=sys.stderr)
+    for manual in result.manual:
+        print(f"not done: {manual.topic}: {manual.reason}", file=sys.stderr)
+    return EXIT_FAILED if applied.failed or result.manual else 0
+
+
+def topics_render(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Strimzi KafkaTopic resources for every topic, and the bridge's KafkaUser, as YAML documents."""
+    target = strimzi.Target(
+        cluster=args.cluster,
+        user=args.user or strimzi.user_for(settings.kafka),
+        authentication=args.authentication or strimzi.authentication_for(settings.kafka),
+        namespace=args.namespace,
+        prefix_acl=args.prefix_acl,
+    )
+    try:
+        documents = strimzi.documents(topics.topic_specs(settings), settings.topics, target)
+    except ValueError as error:
+        print(f"cannot render: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    print("# bridge topics render --strimzi: the topics the bridge writes, and its user (kafka.strimzi.io/v1beta2)")
+    print(yaml.safe_dump_all(documents, sort_keys=False, explicit_start=True), end="")
+    return 0
+
+
+def _admin(settings: config.Settings) -> AdminClient:
+    """An admin client with the producer's address, TLS and SASL settings; librdkafka's lines through the
+    bridge's logger, warnings and worse (its informational ones at exit say nothing to a person)."""
+    shared = client_config({"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.producer})
+    extra: dict[str, Any] = {"logger": logs.kafka_logger(), "log_level": 4}
+    return AdminClient({**shared, **extra})
+
+
+def _topics_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = commands.add_parser(
+        "topics", help="topics as code: plan, apply, or render them (and the bridge's user) for Strimzi"
+    ).add_subparsers(required=True, metavar="ACTION")
+    group.add_parser(
+        "plan", help=f"show what apply would change, changing nothing (exit 0: nothing; {EXIT_CHANGES}: changes)"
+    ).set_defaults(command=topics_plan)
+    group.add_parser("apply", help="create, alter and grow the topics as configured").set_defaults(command=topics_apply)
+    rendering = group.add_parser("render", help="print KafkaTopic resources and a KafkaUser with the bridge's ACLs")
+    formats = rendering.add_mutually_exclusive_group(required=True)
+    formats.add_argument("--strimzi", action="store_true", help="Strimzi custom resources (kafka.strimzi.io/v1beta2)")
+    rendering.add_argument("--cluster", required=True, help="the Kafka resource's name (label strimzi.io/cluster)")
+    rendering.add_argument("--namespace", help="metadata.namespace of every resource (default: none)")
+    rendering.add_argument(
+        "--user", help=f"the KafkaUser's name (default: kafka.sasl.username, else {strimzi.DEFAULT_USER})"
+    )
+    rendering.add_argument(
+        "--authentication",
+        choices=strimzi.AUTHENTICATIONS,
+        help="the KafkaUser's authentication (default: tls with a kafka.tls client certificate, else scram-sha-512)",
+    )
+    rendering.add_argument(
+        "--prefix-acl", action="store_true", help="one ACL on every topic starting with '<prefix>.', not one per topic"
+    )
+    rendering.set_defaults(command=topics_render)

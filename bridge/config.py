@@ -64,6 +64,9 @@ class Settings(ConfigModel):
                 f"kafka.producer.message.max.bytes: {chosen} is below the {needed} bytes a record may take "
                 "(server.max_body_bytes + server.max_header_bytes + record overhead); raise it or lower those"
             )
+        for key, topic_bytes in self.topics.chosen_max_message_bytes().items():
+            if topic_bytes < needed:
+                raise ValueError(f"{key}: {topic_bytes} is below the {needed} bytes a record needs; raise or unset it")
         return self
 
     def source(self, name: str) -> SourceSettings | None:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -30,6 +31,7 @@ from bridge.errors import PublishFailed, RecordTooLarge
 from bridge.logs import kafka_logger
 from bridge.records import BATCH_OVERHEAD_BYTES, Record
 from bridge.secrets import FileSecret
+from bridge.topics import TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,10 @@ MAX_CONNECTION_PROBLEMS = 3
 # thread. kafka.producer's statistics.interval.ms overrides it (0: off).
 STATISTICS_INTERVAL_MS = 15_000
 PRODUCER_STATISTICS = frozenset({"stats_cb", "statistics.interval.ms"})
+# While a topic is missing or too small, /readyz looks again at most this often: `bridge topics apply` (or an
+# operator) fixing it makes the bridge ready without a restart, and a topic just created that a broker did
+# not know yet is found on the next look.
+TOPIC_RECHECK_SECONDS = 2.0
 
 
 class Publisher(Protocol):
@@ -74,17 +80,15 @@ class Publisher(Protocol):
 
 @dataclass(frozen=True)
 class TopicPlan:
-    """The topics the bridge writes, and the `max.message.bytes` each must allow.
+    """The topics the bridge writes (bridge/topics.py), and the `max.message.bytes` each must allow.
 
-    With `create`, missing topics are created (-1: the broker's defaults) with that limit, and
-    existing ones below it are raised to it. Without, a topic below it keeps the bridge not ready.
+    With `create`, missing topics are created as their spec says, and existing ones below that limit
+    are raised to it. Without, a missing topic or one below it keeps the bridge not ready.
     """
 
-    topics: Sequence[str]
+    topics: Sequence[TopicSpec]
     max_message_bytes: int
     create: bool = True
-    partitions: int = -1
-    replication_factor: int = -1
 
 
 class KafkaPublisher:
@@ -109,6 +113,7 @@ class KafkaPublisher:
         self._topics = topics
         self._problems: list[str] | None = None if topics is not None else []  # None: not checked yet
         self._topic_worker: threading.Thread | None = None
+        self._topics_checked = 0.0  # monotonic time of the last check that got an answer
         self._config: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
             # Each request waits for its record's ack, so linger is latency on every request: 1 ms against 5
@@ -166,25 +171,35 @@ class KafkaPublisher:
         self._check_topics(admin, plan)
 
     def _recheck_topics(self, plan: TopicPlan) -> None:
-        self._check_topics(AdminClient(client_config(self._config)), plan)
+        self._prepare_topics(plan)  # with `create`, a topic still missing is created again
 
     def _check_topics(self, admin: AdminClient, plan: TopicPlan) -> None:
         """Every topic must take the largest record the bridge writes; if the broker does not answer, check later."""
+        names = [spec.name for spec in plan.topics]
         try:
-            small = {topic: n for topic, n in topic_limits(admin, plan.topics).items() if n < plan.max_message_bytes}
+            limits = topic_limits(admin, names)
+            small = {topic: n for topic, n in limits.items() if n < plan.max_message_bytes}
             if small and plan.create:
                 raise_limits(admin, list(small), plan.max_message_bytes)
                 small = {}
         except KafkaException as error:
             log.warning("checking the topics' max.message.bytes failed (%s); /readyz will retry", error)
             return
-        self._problems = [
+        missing = [name for name in names if name not in limits]
+        problems = [
             f"topic {topic} has max.message.bytes={limit}, below the {plan.max_message_bytes} the bridge needs "
             "for records of server.max_body_bytes plus headers: raise the topic's limit or lower max_body_bytes"
             for topic, limit in sorted(small.items())
         ]
-        for problem in self._problems:
-            log.error("not ready: %s", problem)
+        if missing:
+            problems.append(f"kafka: topics missing: {', '.join(missing)} (create them with `bridge topics apply`)")
+        if problems != self._problems:  # a recheck finding the same says nothing new
+            for problem in problems:
+                log.error("not ready: %s", problem)
+            if self._problems and not problems:
+                log.info("topics: every topic exists and takes the largest record")
+        self._topics_checked = time.monotonic()
+        self._problems = problems
 
     async def publish(self, records: Sequence[Record]) -> None:
         loop = asyncio.get_running_loop()
@@ -237,6 +252,8 @@ class KafkaPublisher:
                 self._start_topic_work(self._recheck_topics, self._topics)
             return False
         if self._problems:
+            if self._topics is not None and time.monotonic() - self._topics_checked >= TOPIC_RECHECK_SECONDS:
+                self._start_topic_work(self._recheck_topics, self._topics)
             return False
         try:
             metadata = await asyncio.to_thread(self._producer.list_topics, timeout=2)
@@ -251,11 +268,11 @@ class KafkaPublisher:
         return [*connection, *(self._problems or [])]
 
     def _create_topics(self, admin: AdminClient, plan: TopicPlan) -> None:
-        """Create missing topics with the record limit; existing ones are left to `_check_topics`."""
-        config = {"max.message.bytes": str(plan.max_message_bytes)}
+        """Create missing topics as their specs say; existing ones are left to `_check_topics` (and to
+        `bridge topics apply` for what else differs)."""
         new = [
-            NewTopic(topic, num_partitions=plan.partitions, replication_factor=plan.replication_factor, config=config)
-            for topic in plan.topics
+            NewTopic(spec.name, spec.partitions, spec.replication_factor, config=dict(spec.config))
+            for spec in plan.topics
         ]
         for topic, future in admin.create_topics(new, request_timeout=ADMIN_TIMEOUT_SECONDS).items():
             try:
@@ -363,7 +380,7 @@ def topic_limits(admin: AdminClient, topics: Sequence[str]) -> dict[str, int]:
             entries = future.result()
         except KafkaException as error:
             if error.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                continue  # auto-created later with the broker's defaults: publish errors will say so
+                continue  # missing: the caller says so
             raise
         limits[resource.name] = int(entries["max.message.bytes"].value)
     return limits

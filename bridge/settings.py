@@ -15,7 +15,7 @@ from pydantic_core import ErrorDetails
 
 from bridge import kafka_config
 from bridge.errors import ConfigError
-from bridge.events import EVENT_TYPES
+from bridge.events import DEAD_LETTER, EVENT_TYPES
 from bridge.secrets import FILE_REFERENCE, as_file_secret, lines, read_secret_file
 
 CONFIG_ENV = "BRIDGE_CONFIG"
@@ -39,6 +39,8 @@ SASL_PROTOCOLS = frozenset({"SASL_SSL", "SASL_PLAINTEXT"})
 TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 USER_MECHANISMS = frozenset({"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"})
 # A secret that may be `${file:/path}`: then a FileSecret, read again when the file changes.
+# What follows `<prefix>.` in every topic the bridge writes: one per event type (unmapped included), dead letters.
+WRITTEN_TOPICS = (*EVENT_TYPES, DEAD_LETTER)
 MaybeFileSecret = Annotated[SecretStr, BeforeValidator(as_file_secret)]
 
 
@@ -298,11 +300,69 @@ class RegistrySettings(ConfigModel):
         return config
 
 
+class TopicOverride(ConfigModel):
+    """One topic's settings where they differ from `topics:` (e.g. a longer retention for dead letters)."""
+
+    partitions: int | None = Field(None, ge=-1, description="Unset: topics.partitions.")
+    replication_factor: int | None = Field(None, ge=-1, description="Unset: topics.replication_factor.")
+    min_insync_replicas: int | None = Field(None, ge=-1, description="Unset: topics.min_insync_replicas.")
+    retention_ms: int | None = Field(None, ge=-1, description="Unset: topics.retention_ms; -1: kept for ever.")
+    max_message_bytes: int | None = Field(None, ge=1, description="Unset: topics.max_message_bytes.")
+
+    @field_validator("partitions", "replication_factor", "min_insync_replicas")
+    @classmethod
+    def _counted(cls, value: int | None) -> int | None:
+        return None if value is None else _count(value)
+
+
 class TopicSettings(ConfigModel):
     prefix: str = Field("webhooks", pattern=TOPIC_PREFIX, description="topic = <prefix>.<event type>")
     create: bool = True
     partitions: int = Field(-1, description="-1: the broker's num.partitions")
     replication_factor: int = Field(-1, description="-1: the broker's default.replication.factor")
+    # Managed by `bridge topics plan|apply` (and used when the bridge creates a topic); a key left at its
+    # default is the broker's, and is never changed on an existing topic.
+    min_insync_replicas: int = Field(-1, ge=-1, description="-1: the broker's min.insync.replicas")
+    retention_ms: int | None = Field(
+        None, ge=-1, description="retention.ms; unset: the broker's log.retention.*; -1: records are kept for ever"
+    )
+    max_message_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Unset: what the largest record needs (server.max_body_bytes, max_header_bytes); "
+        "a value below that is an error",
+    )
+    overrides: dict[str, TopicOverride] = Field(
+        default_factory=dict,
+        description="Per topic, by what follows the prefix (an event type, unmapped or dead-letter): "
+        "the keys above that differ for it",
+    )
+
+    @field_validator("partitions", "replication_factor", "min_insync_replicas")
+    @classmethod
+    def _counted(cls, value: int) -> int:
+        return _count(value)
+
+    @field_validator("overrides")
+    @classmethod
+    def _known_topics(cls, value: dict[str, TopicOverride]) -> dict[str, TopicOverride]:
+        unknown = sorted(set(value) - set(WRITTEN_TOPICS))
+        if unknown:
+            raise ValueError(f"no such topic: {', '.join(unknown)}; known: {', '.join(WRITTEN_TOPICS)}")
+        return value
+
+    def chosen_max_message_bytes(self) -> dict[str, int]:
+        """Every max.message.bytes the file sets, by its key, for the check against the record limit."""
+        chosen = {"topics.max_message_bytes": self.max_message_bytes}
+        for name, override in self.overrides.items():
+            chosen[f"topics.overrides.{name}.max_message_bytes"] = override.max_message_bytes
+        return {key: value for key, value in chosen.items() if value is not None}
+
+
+def _count(value: int) -> int:
+    if value < 1 and value != -1:
+        raise ValueError("at least 1, or -1 for the broker's default")
+    return value
 
 
 class ConsumerSettings(ConfigModel):

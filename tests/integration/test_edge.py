@@ -145,8 +145,8 @@ def test_topics_that_would_refuse_records_keep_the_bridge_unready(
             assert time.monotonic() < deadline, ready.text
             time.sleep(0.5)
     assert ready.status_code == 503
-    [problem] = ready.json()["problems"]
-    assert f"topic {topic} has max.message.bytes=1000000, below the " in problem
+    problems = ready.json()["problems"]  # the other topics are missing: a problem of its own
+    assert any(f"topic {topic} has max.message.bytes=1000000, below the " in problem for problem in problems), problems
 
 
 def test_topics_the_bridge_manages_are_raised_to_the_limit(
