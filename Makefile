@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONFIG ?= deploy/local/bridge.yaml
 STACK := deploy/local/stack.sh
 
-.PHONY: run test check unit integration reliability venv constraints stack-up stack-up-secure stack-down stack-status stack-clean send-test bench bench-smoke
+.PHONY: run test check unit integration reliability venv constraints stack-up stack-up-secure stack-down stack-status stack-clean send-test bench bench-smoke tools chart-schema
 
 venv: $(VENV)/.installed
 
@@ -81,3 +81,12 @@ bench: venv stack-up
 # The same, one short round (what CI runs in tests/integration/test_bench.py).
 bench-smoke: venv stack-up
 	$(BIN)/python -m benchmarks --smoke $(BENCH_ARGS)
+
+# Pinned helm and kubeconform, built from the Go module proxy into .cache/tools/bin (about 4 minutes cold,
+# seconds after; tests/unit/test_helm.py runs it too).
+tools:
+	deploy/tools.sh
+
+# Rewrite deploy/helm/webhook-kafka-bridge/values.schema.json from `bridge config-schema` and the chart's values.
+chart-schema: venv
+	$(BIN)/python -m scripts.chart_schema
