@@ -34,7 +34,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from bridge.events import DEAD_LETTER
-from bridge.reader import records
+from bridge.reader import MissingTopic, records
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = ROOT / "deploy" / "local" / "stack.sh"
@@ -220,10 +220,12 @@ def post(bridge: Bridge, body: bytes, headers: dict[str, str]) -> httpx.Response
 
 
 def read_topic(bootstrap_servers: str, topic: str) -> list[Message]:
-    """Every record of `topic`, from the beginning up to its high watermark now."""
+    """Every record of `topic`, from the beginning up to its high watermark now; none if it does not exist."""
     consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"it-{uuid.uuid4()}"})
     try:
         return list(records(consumer, topic))
+    except MissingTopic:
+        return []
     finally:
         consumer.close()
 
