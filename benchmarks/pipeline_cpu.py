@@ -36,6 +36,7 @@ class Acknowledged:
     """A publisher whose every record is acknowledged at once: the pipeline's own cost, without Kafka."""
 
     fatal = None
+    queued = 0
 
     async def publish(self, records: Sequence[object]) -> None:
         return None

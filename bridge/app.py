@@ -118,6 +118,7 @@ def create_app(
     encoder = Encoder(registry, load_schemas(), settings.topics.prefix)
     kafka = publisher if publisher is not None else kafka_publisher(settings, metrics.kafka.update)
     metrics.producer_fatal.set_function(lambda: kafka.fatal is not None)
+    metrics.producer_queue.set_function(lambda: kafka.queued)
     recent = RecentDeliveries(settings.server.dedupe_seconds, settings.server.dedupe_max_entries)
     pipeline = Pipeline(encoder, kafka, metrics, settings.topics.prefix, max_record_bytes(settings), recent)
     routes = Routes(settings.sources, providers if providers is not None else build_providers())

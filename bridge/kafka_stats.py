@@ -37,7 +37,6 @@ class BrokerStats:
 
 @dataclass(frozen=True)
 class ProducerStats:
-    queue_messages: int  # msg_cnt: produced, not yet acknowledged (or failed)
     queue_bytes: int  # msg_size
     messages_sent: int  # txmsgs: sent to brokers, retries included
     message_bytes_sent: int
@@ -48,7 +47,6 @@ def parse(raw: str | bytes) -> ProducerStats:
     """The fields the bridge exposes, from one statistics document (librdkafka's STATISTICS.md)."""
     stats = orjson.loads(raw)
     return ProducerStats(
-        queue_messages=int(stats.get("msg_cnt", 0)),
         queue_bytes=int(stats.get("msg_size", 0)),
         messages_sent=int(stats.get("txmsgs", 0)),
         message_bytes_sent=int(stats.get("txmsg_bytes", 0)),
@@ -92,16 +90,14 @@ class KafkaStatistics(Collector):
 
 def _families(stats: ProducerStats | None) -> Iterator[Metric]:
     """Every family, with samples where `stats` has them (None: names only, for the registry's clash check)."""
-    queue = GaugeMetricFamily("bridge_producer_queue_messages", "Records in the producer's queue, not yet settled.")
     queue_bytes = GaugeMetricFamily("bridge_producer_queue_bytes", "Bytes of the records in the producer's queue.")
     sent = CounterMetricFamily("bridge_kafka_messages_sent", "Records sent to brokers (librdkafka txmsgs).")
     sent_bytes = CounterMetricFamily("bridge_kafka_message_bytes_sent", "Record bytes sent (librdkafka txmsg_bytes).")
     if stats is not None:
-        queue.add_metric([], stats.queue_messages)
         queue_bytes.add_metric([], stats.queue_bytes)
         sent.add_metric([], stats.messages_sent)
         sent_bytes.add_metric([], stats.message_bytes_sent)
-    yield from (queue, queue_bytes, sent, sent_bytes)
+    yield from (queue_bytes, sent, sent_bytes)
     yield from _broker_families(stats.brokers if stats is not None else ())
 
 

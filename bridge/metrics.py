@@ -177,6 +177,11 @@ class Metrics:
         self.ready = Gauge(
             "bridge_ready", "1 while /readyz answered 200 the last time it was asked, else 0.", registry=self.registry
         )
+        self.producer_queue = Gauge(
+            "bridge_producer_queue_messages",
+            "Records in the Kafka producer's queue, not yet acknowledged or failed (read at scrape time).",
+            registry=self.registry,
+        )
         self.producer_fatal = Gauge(
             "bridge_producer_fatal",
             "1 once the Kafka producer hit a fatal error (/healthz answers 503 until a restart), else 0.",

@@ -77,6 +77,10 @@ class Publisher(Protocol):
     def fatal(self) -> str | None:
         """Why the producer can never publish again (librdkafka's fatal errors), else None."""
 
+    @property
+    def queued(self) -> int:
+        """Records handed to the producer and not yet acknowledged or failed."""
+
 
 @dataclass(frozen=True)
 class TopicPlan:
@@ -215,6 +219,10 @@ class KafkaPublisher:
     @property
     def fatal(self) -> str | None:
         return self._fatal
+
+    @property
+    def queued(self) -> int:
+        return len(self._producer)  # librdkafka's out-queue length: a lock-free read, safe from any thread
 
     def _on_error(self, error: KafkaError) -> None:
         # confluent-kafka raises fatal errors from poll() and flush() instead of calling error_cb (see

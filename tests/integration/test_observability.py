@@ -66,6 +66,7 @@ def test_librdkafka_statistics_become_gauges_that_move_with_a_real_producer(stac
     publisher = KafkaPublisher(
         stack.bootstrap_servers, {"statistics.interval.ms": 200}, timeout=10, statistics=metrics.kafka.update
     )
+    metrics.producer_queue.set_function(lambda: publisher.queued)  # as create_app wires it
     scrapes: list[dict[tuple[str, tuple[tuple[str, str], ...]], float]] = []
     rtt_seen: list[float] = []
 

@@ -51,6 +51,7 @@ class FakePublisher:
         self.failure: BridgeError | None = None
         self.is_ready = True
         self.fatal: str | None = None
+        self.queued = 0
         self.entered = self.exited = 0
 
     async def publish(self, records: Sequence[Record]) -> None:
