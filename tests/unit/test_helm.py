@@ -367,9 +367,16 @@ def test_image_by_digest_wins_over_the_tag(rendered: dict[str, list[dict[str, An
     assert _container(rendered["full"])["image"].endswith("@sha256:" + "0" * 64)
 
 
+def test_the_alerts_file_is_a_valid_prometheus_rule_on_its_own(chart: Chart) -> None:
+    # For clusters without the chart: `kubectl apply -f files/alerts.yaml`.
+    result = chart.kubeconform((CHART / "files" / "alerts.yaml").read_text(encoding="utf-8"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Valid: 1" in result.stdout
+
+
 def test_prometheus_rule_and_dashboard_carry_the_files(rendered: dict[str, list[dict[str, Any]]]) -> None:
     alerts = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text(encoding="utf-8"))
-    assert _named(rendered["full"], "PrometheusRule")["spec"]["groups"] == alerts["groups"]
+    assert _named(rendered["full"], "PrometheusRule")["spec"]["groups"] == alerts["spec"]["groups"]
     dashboard = _named(rendered["full"], "ConfigMap", f"{FULLNAME}-dashboard")
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     content = (CHART / "files" / "dashboard.json").read_text(encoding="utf-8")

@@ -50,7 +50,7 @@ QUANTILE = re.compile(r"histogram_quantile\(\s*[0-9.]+\s*,(.*)")
 
 
 def alert_expressions() -> list[str]:
-    rules = yaml.safe_load(ALERTS.read_text())["groups"]
+    rules = yaml.safe_load(ALERTS.read_text())["spec"]["groups"]
     return [rule["expr"] for group in rules for rule in group["rules"]]
 
 
@@ -176,7 +176,7 @@ def test_a_misspelt_name_is_caught(served: Scrape) -> None:
 
 
 def test_the_alerts_have_what_an_operator_needs() -> None:
-    rules = [rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]]
+    rules = [rule for group in yaml.safe_load(ALERTS.read_text())["spec"]["groups"] for rule in group["rules"]]
     assert {rule["alert"] for rule in rules} >= {
         "BridgeHighErrorRatio",
         "BridgeWebhooksRejected",
