@@ -631,7 +631,9 @@ def _schemas_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     showing.add_argument("--version", type=_positive, help="this registered version (default: the latest)")
     showing.add_argument("--local", action="store_true", help="the local schema instead of the registered one")
-    exporting.add_argument("--out", type=Path, required=True, help="directory to write to (created if missing)")
+    exporting.add_argument(
+        "--out", type=Path, default=Path(), help="directory to write to, created if missing (default: the current one)"
+    )
     listing.set_defaults(command=schemas_list)
     showing.set_defaults(command=schemas_show)
     checking.set_defaults(command=schemas_check)
@@ -709,7 +711,12 @@ def _topics_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     rendering = group.add_parser("render", help="print KafkaTopic resources and a KafkaUser with the bridge's ACLs")
     formats = rendering.add_mutually_exclusive_group(required=True)
     formats.add_argument("--strimzi", action="store_true", help="Strimzi custom resources (kafka.strimzi.io/v1beta2)")
-    rendering.add_argument("--cluster", required=True, help="the Kafka resource's name (label strimzi.io/cluster)")
+    rendering.add_argument(
+        "--cluster",
+        default=strimzi.DEFAULT_CLUSTER,
+        help=f"the Kafka resource's name, label strimzi.io/cluster (default: {strimzi.DEFAULT_CLUSTER}, as Strimzi's "
+        "examples)",
+    )
     rendering.add_argument("--namespace", help="metadata.namespace of every resource (default: none)")
     rendering.add_argument(
         "--user", help=f"the KafkaUser's name (default: kafka.sasl.username, else {strimzi.DEFAULT_USER})"

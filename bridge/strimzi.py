@@ -13,6 +13,7 @@ from bridge.topics import BROKER_DEFAULT, TopicSpec
 API_VERSION = "kafka.strimzi.io/v1beta2"
 CLUSTER_LABEL = "strimzi.io/cluster"
 DEFAULT_USER = "webhook-kafka-bridge"
+DEFAULT_CLUSTER = "my-cluster"  # the Kafka resource of Strimzi's examples
 AUTHENTICATIONS = ("scram-sha-512", "tls", "tls-external")
 Authentication = Literal["scram-sha-512", "tls", "tls-external"]
 NOT_IN_NAMES = re.compile(r"[^a-z0-9.-]+")

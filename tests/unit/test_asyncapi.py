@@ -161,3 +161,14 @@ def test_the_dead_letter_is_described_as_raw_bytes_with_its_headers(exported: Pa
     assert set(message["headers"]["required"]) == {name for name in written if not name.startswith("http.")}
     assert jsonschema.Draft7Validator(message["headers"]).is_valid(written)
     assert not jsonschema.Draft7Validator(message["headers"]).is_valid({**written, "surprise": "x"})
+
+
+def test_export_writes_to_the_current_directory_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "bridge.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["--config", str(config), "schemas", "export"]) == 0
+    assert (tmp_path / "asyncapi.yaml").is_file()
+    assert len(list(tmp_path.glob("*.avsc"))) == len(EVENT_TYPES)

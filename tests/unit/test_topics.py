@@ -206,11 +206,13 @@ def test_render_prints_yaml_documents(tmp_path: Any, capsys: pytest.CaptureFixtu
     assert documents[-1]["metadata"] == {"name": "u", "labels": {"strimzi.io/cluster": "c"}}
 
 
-def test_render_needs_a_format_and_a_cluster(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_needs_a_format_and_defaults_the_cluster(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bridge.yaml"
     path.write_text(BASE, encoding="utf-8")
-    for missing in (["--cluster", "c"], ["--strimzi"]):
-        with pytest.raises(SystemExit) as raised:
-            cli.main(["--config", str(path), "topics", "render", *missing])
-        assert raised.value.code == 2
-    assert "--cluster" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as raised:
+        cli.main(["--config", str(path), "topics", "render", "--cluster", "c"])
+    assert raised.value.code == 2
+    assert "--strimzi" in capsys.readouterr().err
+    assert cli.main(["--config", str(path), "topics", "render", "--strimzi"]) == 0
+    documents = list(yaml.safe_load_all(capsys.readouterr().out))
+    assert {d["metadata"]["labels"]["strimzi.io/cluster"] for d in documents} == {strimzi.DEFAULT_CLUSTER}
