@@ -137,18 +137,23 @@ def test_ports_line_up() -> None:
     annotations = _one("Deployment")["spec"]["template"]["metadata"]["annotations"]
     assert [p["containerPort"] for p in container["ports"] if p["name"] == "http"] == [port]
     assert service["type"] == "ClusterIP"
+    # The Service exposes the public port only; probes and Prometheus use the management port.
     assert [(p["port"], p["targetPort"]) for p in service["ports"]] == [(80, "http")]
-    assert annotations["prometheus.io/port"] == str(port)
+    management = _configured().server.management_port
+    assert [p["containerPort"] for p in container["ports"] if p["name"] == "management"] == [management]
+    assert annotations["prometheus.io/port"] == str(management)
     assert annotations["prometheus.io/scrape"] == "true"
 
 
 def test_probes_and_scraping_hit_real_routes(settings: config.Settings, registry: MockRegistry) -> None:
-    app = create_app(settings, publisher=FakePublisher(), client=registry)
-    routes = {getattr(route, "path", None) for route in app.routes}
+    configured = settings.model_copy(update={"server": _configured().server})
+    app = create_app(configured, publisher=FakePublisher(), client=registry)
+    assert app.management is not None
+    routes = {getattr(route, "path", None) for route in getattr(app.management, "routes", [])}
     container = _container()
     annotations = _one("Deployment")["spec"]["template"]["metadata"]["annotations"]
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert container[probe]["httpGet"] == {"path": path, "port": "management"}
     assert {"/healthz", "/readyz", annotations["prometheus.io/path"]} <= routes
 
 
