@@ -149,7 +149,10 @@ def check_config(settings: config.Settings, args: argparse.Namespace) -> int:
             f"source {source.name}: provider {source.provider}, {len(source.secrets)} secret(s), "
             f"POST /webhooks/{source.name}"
         )
-    print(f"topics: {topic_for(settings.topics.prefix, '<event type>')}")
+    print(f"topics: {topic_for(settings.topics.prefix, '<event type>')} (all of them: bridge topics plan)")
+    own = settings.server
+    probes = f"{own.management_host or own.host}:{own.management_port}" if own.management_port else "it"
+    print(f"serving on {own.host}:{own.port}; /healthz, /readyz and /metrics on {probes}")
     return 0
 
 
@@ -210,7 +213,7 @@ def consume(settings: config.Settings, args: argparse.Namespace) -> int:
                 if printed == args.limit:
                     break
     except reader.MissingTopic as error:
-        print(f"consume failed: {error} (the topics the bridge writes: bridge check-config)", file=sys.stderr)
+        print(f"consume failed: {error} (bridge topics plan lists the topics the bridge writes)", file=sys.stderr)
         return EXIT_FAILED
     except KafkaException as error:
         print(f"consume failed: {error}", file=sys.stderr)

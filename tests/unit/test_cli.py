@@ -126,3 +126,12 @@ def test_pretty_shows_a_record_for_people() -> None:
         '    "recipient": "a@example.com"',
         "  }",
     ]
+
+
+def test_check_config_says_where_the_probes_are(config: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", config, "check-config"]) == 0
+    assert "serving on 127.0.0.1:1; /healthz, /readyz and /metrics on it" in capsys.readouterr().out
+    apart = Path(config)
+    apart.write_text(CONFIG.replace("server: {port: 1}", "server: {port: 1, management_port: 9090}"), encoding="utf-8")
+    assert main(["--config", config, "check-config"]) == 0
+    assert "serving on 127.0.0.1:1; /healthz, /readyz and /metrics on 127.0.0.1:9090" in capsys.readouterr().out
