@@ -7,6 +7,7 @@ time, so a broker that left the cluster leaves the output with it, and nothing i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ import orjson
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+log = logging.getLogger(__name__)
 MICROSECONDS = 1e-6
 BROKER_UP = "UP"
 
@@ -76,10 +78,18 @@ class KafkaStatistics(Collector):
 
     def __init__(self) -> None:
         self._latest: ProducerStats | None = None
+        self._complaint: str | None = None
 
     def update(self, raw: str) -> None:
-        """librdkafka's `stats_cb`."""
-        self._latest = parse(raw)
+        """librdkafka's `stats_cb`. A document it cannot read keeps the last snapshot: an exception here would
+        come out of the producer's poll(), on the thread that settles every delivery."""
+        try:
+            self._latest = parse(raw)
+        except Exception as error:  # noqa: BLE001 - whatever librdkafka's next version writes
+            complaint = f"{type(error).__name__}: {error}"
+            if complaint != self._complaint:  # once per kind, not every interval
+                log.warning("librdkafka statistics not understood (%s); keeping the last ones", complaint)
+                self._complaint = complaint
 
     def describe(self) -> Iterable[Metric]:
         return list(_families(None))

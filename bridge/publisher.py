@@ -331,6 +331,8 @@ class KafkaPublisher:
                 # confluent-kafka raises a fatal error from poll() rather than calling error_cb. The thread
                 # goes on polling: the failed records' delivery reports still settle their requests (503).
                 self._raised(error)
+            except Exception:  # a callback's (ours) bug: this thread settles every delivery, it must go on
+                log.exception("a producer callback raised; polling goes on")
             self._rotate_password()
 
     def _rotate_password(self) -> None:

@@ -100,3 +100,24 @@ def test_librdkafka_statistics_become_gauges_that_move_with_a_real_producer(stac
     brokers = [labels for name, labels in second if name == "bridge_kafka_broker_up"]
     assert brokers and all(second[("bridge_kafka_broker_up", labels)] == 1 for labels in brokers)
     assert all(dict(labels)["broker"].rsplit("/", 1)[1].isdigit() for labels in brokers)  # learned brokers only
+
+
+def test_a_statistics_callback_that_raises_does_not_stop_the_deliveries(stack: Stack) -> None:
+    """The callback runs inside poll(), on the thread that settles every delivery: its failure must not end it."""
+    calls = []
+
+    def broken(raw: str) -> None:
+        calls.append(raw)
+        raise RuntimeError("a bug in the statistics callback")
+
+    publisher = KafkaPublisher(stack.bootstrap_servers, {"statistics.interval.ms": 100}, timeout=10, statistics=broken)
+    topic = f"it-stats-broken-{uuid.uuid4().hex[:8]}"
+
+    async def publish_across_intervals() -> None:
+        async with publisher:
+            for _ in range(5):
+                await publisher.publish([Record(topic, b"k", b"v")])
+                await asyncio.sleep(0.25)
+
+    asyncio.run(publish_across_intervals())
+    assert len(calls) >= 3  # it raised several times, and every publish was still acknowledged

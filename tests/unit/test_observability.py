@@ -369,3 +369,13 @@ def test_the_producer_asks_for_statistics_and_admin_clients_do_not_get_them() ->
     off = KafkaPublisher("127.0.0.1:1", {"statistics.interval.ms": 0}, timeout=0.5, statistics=seen.append)
     assert off._config["statistics.interval.ms"] == 0
     assert "stats_cb" not in KafkaPublisher("127.0.0.1:1", {}, timeout=0.5)._config
+
+
+def test_statistics_it_cannot_read_keep_the_last_ones(caplog: pytest.LogCaptureFixture) -> None:
+    collector = KafkaStatistics()
+    collector.update(STATISTICS)
+    before = gathered(collector)
+    for garbage in ("not json", "not json", '{"brokers": {"b": {"nodeid": 1, "rtt": "?"}}}'):
+        collector.update(garbage)  # must not raise: it runs inside the producer's poll()
+    assert gathered(collector) == before
+    assert len([r for r in caplog.records if "statistics not understood" in r.getMessage()]) == 2  # once per new problem
