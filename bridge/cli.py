@@ -70,6 +70,9 @@ def config_schema(settings: config.Settings | None, args: argparse.Namespace) ->
 def serve(settings: config.Settings, args: argparse.Namespace) -> int:
     host, port = args.host or settings.server.host, args.port or settings.server.port
     workers = args.workers or settings.server.workers
+    if port == settings.server.management_port:
+        print(f"--port {port} is server.management_port too; give the management endpoints their own", file=sys.stderr)
+        return EXIT_CONFIG
     log_level = args.log_level.lower()
     if workers == 1:  # this process serves: no supervisor, no fork
         _serve_app(settings, host, port, log_level)

@@ -353,7 +353,8 @@ def protocol_class(limits: Limits) -> type[LimitedHttpToolsProtocol]:
 class Management:
     """A second listener for the probes and metrics (server.management_port): its own connections, limits
     counted apart from the public port's, so a flood there cannot starve the kubelet's probes, and open
-    until the process ends, so /readyz says 503 (and /healthz 200) all through a drain."""
+    until the process ends, so /readyz says 503 (and /healthz 200) all through a drain. A worker among several
+    (`shared_port`) closes it when its drain begins instead: its siblings answer."""
 
     app: ASGIApp
     host: str
@@ -404,7 +405,12 @@ class DrainingServer(uvicorn.Server):
                 log.error("cannot listen on %s:%d (management_port): %s", management.host, management.port, error)
                 self.should_exit = True
                 return
-        await super().startup(sockets)
+        try:
+            await super().startup(sockets)
+        except BaseException:  # uvicorn exits (SystemExit) when its own bind or the lifespan fails
+            if listener is not None:
+                listener.close()
+            raise
         if listener is not None and management is not None:
             if not self.started:
                 listener.close()
@@ -439,7 +445,9 @@ class DrainingServer(uvicorn.Server):
                 self.failed = reason
                 log.error("stopping this worker (pid %d), for a fresh one: %s", os.getpid(), reason)
                 self.handle_exit(signal.SIGTERM, None)
-        return await super().on_tick(counter)
+        should_exit = await super().on_tick(counter)
+        self._management_state.default_headers = self.server_state.default_headers  # Date, refreshed by uvicorn
+        return should_exit
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.signalled_at is None:
@@ -470,6 +478,10 @@ class DrainingServer(uvicorn.Server):
         watchdog.daemon = True
         watchdog.start()
         state = self.server_state
+        if self._management is not None and self._management.shared_port:
+            # One worker of several: its siblings answer the probes and scrapes from now on, rather than this
+            # one's 503 (the kernel only stops routing connections to a closed socket).
+            self._close_management()
         log.info("shutting down: listener closed, draining %d request(s) within %g s", len(state.tasks), self.budget)
         for server in self.servers:
             server.close()  # new connections are refused from here on
@@ -494,12 +506,16 @@ class DrainingServer(uvicorn.Server):
                 task.cancel(msg="shutdown budget spent")
         if not self.force_exit:
             await self.lifespan.shutdown()  # the app's own: the producer flushes what is still in flight
-        if self._management_server is not None:  # last: the probes saw the drain through
-            self._management_server.close()
-            for connection in list(self._management_state.connections):
-                connection.transport.close()
+        self._close_management()  # last: the probes saw the drain through
         watchdog.cancel()
         log.info("shut down %.1f s after the signal", time.monotonic() - began)
+
+    def _close_management(self) -> None:
+        if self._management_server is not None:
+            self._management_server.close()
+            self._management_server = None
+            for connection in list(self._management_state.connections):
+                connection.transport.close()
 
 
 def _overdue() -> None:

@@ -59,7 +59,9 @@ def test_probes_and_metrics_answer_on_the_management_port_only_and_the_counters_
     with start_bridge(stack, tmp_path, SOURCES, {}, wait_for=f"{management}/readyz", management_port=port) as served:
         url = served[0]
         for path in PROBES:
-            assert httpx.get(management + path, timeout=5).status_code == 200, path
+            answer = httpx.get(management + path, timeout=5)
+            assert answer.status_code == 200, path
+            assert answer.headers["date"].endswith(" GMT"), path  # uvicorn's Date, kept fresh for this listener
             assert httpx.get(url + path, timeout=5).status_code == 404, path  # the Ingress's port: webhooks only
         assert httpx.get(f"{management}/webhooks/{SOURCE}", timeout=5).status_code == 404
 
