@@ -43,6 +43,18 @@ from bridge.workers import liveness, supervise
 log = logging.getLogger("bridge")
 LOG_FORMAT_ENV = "BRIDGE_LOG_FORMAT"
 EXIT_CONFIG = 2
+# Commands that work with part of the configuration: a `${VAR}` or `${file:}` they cannot resolve (a webhook secret
+# mounted only in the pod, say) is a warning, not an error. A command that uses such a value fails where it does.
+PARTIAL_CONFIG = frozenset(
+    {
+        "consume",
+        "dlq list",
+        "dlq show",
+        "register-schemas",
+        *(f"schemas {action}" for action in ("list", "show", "check", "register", "export")),
+        *(f"topics {action}" for action in ("plan", "apply", "render")),
+    }
+)
 EXIT_FAILED = 1
 EXIT_INCOMPATIBLE = 3  # schemas check: a local schema the registry would refuse
 EXIT_CHANGES = 3  # `topics plan`: the cluster's topics differ from the configuration (0: they do not)
@@ -53,11 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(args.log_level, args.log_format)
     if not args.needs_config:
         return int(args.command(None, args))
+    unresolved: list[str] | None = [] if args.partial_config else None
     try:
-        settings = config.load(args.config)
+        settings = config.load(args.config, unresolved=unresolved)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    for problem in unresolved or []:
+        print(f"configuration: {problem}; left unresolved (this command may not need it)", file=sys.stderr)
     return int(args.command(settings, args))
 
 
@@ -419,7 +434,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _global_options(parser, defaults=True)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    parser.set_defaults(needs_config=True)
+    parser.set_defaults(needs_config=True, partial_config=False)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("serve", help="run the HTTP server")
@@ -479,8 +494,10 @@ def _parser() -> argparse.ArgumentParser:
     _consumer_commands(commands)
     _topics_commands(commands)
     every = _commands_of(parser)
-    for _, _, command in every:
+    for name, _, command in every:
         _global_options(command, defaults=False)
+        if name in PARTIAL_CONFIG:
+            command.set_defaults(partial_config=True)
     width = max(len(name) for name, _, _ in every)
     parser.epilog = "every command (`bridge COMMAND --help` for its options):\n" + "\n".join(
         f"  {name:<{width}}  {text}" for name, text, _ in every

@@ -84,26 +84,33 @@ def parse_source(tree: dict[str, Any]) -> SourceSettings:
         raise ConfigError(_describe(error)) from None
 
 
-def expand(text: str, environ: dict[str, str] | None = None, origin: str = "config") -> dict[str, Any]:
-    """The YAML text as a tree, `${VAR}` substituted: what the settings and the JSON Schema judge."""
+def expand(
+    text: str, environ: dict[str, str] | None = None, origin: str = "config", unresolved: list[str] | None = None
+) -> dict[str, Any]:
+    """The YAML text as a tree, `${VAR}` substituted: what the settings and the JSON Schema judge.
+    `unresolved`: see settings.substitute_env."""
     try:
         tree = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"{origin}: not valid YAML: {error}") from error
     if not isinstance(tree, dict):
         raise ConfigError(f"{origin}: the top level must be a mapping")
-    return dict(substitute_env(tree, dict(os.environ) if environ is None else environ))
+    return dict(substitute_env(tree, dict(os.environ) if environ is None else environ, unresolved=unresolved))
 
 
-def parse(text: str, environ: dict[str, str] | None = None, origin: str = "config") -> Settings:
-    tree = expand(text, environ, origin)
+def parse(
+    text: str, environ: dict[str, str] | None = None, origin: str = "config", unresolved: list[str] | None = None
+) -> Settings:
+    tree = expand(text, environ, origin, unresolved)
     try:
         return Settings.model_validate(tree)
     except ValidationError as error:
         raise ConfigError(f"{origin}: " + _describe(error)) from None
 
 
-def load(path: str | None = None, environ: dict[str, str] | None = None) -> Settings:
+def load(
+    path: str | None = None, environ: dict[str, str] | None = None, unresolved: list[str] | None = None
+) -> Settings:
     env = dict(os.environ) if environ is None else environ
     chosen = path or env.get(CONFIG_ENV)
     if not chosen:
@@ -112,7 +119,7 @@ def load(path: str | None = None, environ: dict[str, str] | None = None) -> Sett
         text = Path(chosen).read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot read {chosen}: {error.strerror}") from None
-    return parse(text, env, origin=chosen)
+    return parse(text, env, origin=chosen, unresolved=unresolved)
 
 
 def json_schema() -> str:

@@ -27,6 +27,8 @@ ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 REFERENCE = re.compile(r"\$\{file:([^}]+)\}|" + ENV_REFERENCE.pattern)
 # Where `${file:/path}` stays a reference, re-read when the file changes (bridge/secrets.py).
 ROTATING = re.compile(r"sources\.\d+\.secrets\.\d+|kafka\.sasl\.password")
+# What stands in for a reference that could not be resolved, for commands that tolerate it.
+UNRESOLVED = "(unresolved)"
 # Providers give up on a delivery after about 30 s; the bridge must answer before that.
 PROVIDER_TIMEOUT_SECONDS = 30
 # The reference consumers' stores (bridge/consumers/store.py): one SQLite file per consumer unless configured.
@@ -478,20 +480,38 @@ class SecretSource(SourceSettings):
         return self
 
 
-def substitute_env(value: Any, environ: dict[str, str], path: str = "") -> Any:
+def substitute_env(value: Any, environ: dict[str, str], path: str = "", unresolved: list[str] | None = None) -> Any:
     """Replace `${VAR}`, `${VAR:-default}` and `${file:/path}` in every string of a loaded YAML tree.
 
     A value that is exactly `${file:/path}` where a secret is re-read on change (ROTATING) is left as it
-    is: the settings make it a FileSecret (bridge/secrets.py).
+    is: the settings make it a FileSecret (bridge/secrets.py). A reference that cannot be resolved is a
+    ConfigError; given an `unresolved` list, it is noted there instead and replaced by UNRESOLVED (for
+    commands that need only part of the configuration: no webhook secret to list topics, say).
     """
     if isinstance(value, dict):
         return {
-            key: substitute_env(item, environ, f"{path}.{key}" if path else str(key)) for key, item in value.items()
+            key: substitute_env(item, environ, f"{path}.{key}" if path else str(key), unresolved)
+            for key, item in value.items()
         }
     if isinstance(value, list):
-        return [substitute_env(item, environ, f"{path}.{index}") for index, item in enumerate(value)]
-    if not isinstance(value, str) or (ROTATING.fullmatch(path) and FILE_REFERENCE.fullmatch(value.strip())):
+        return [substitute_env(item, environ, f"{path}.{index}", unresolved) for index, item in enumerate(value)]
+    if not isinstance(value, str):
         return value
+    rotating = FILE_REFERENCE.fullmatch(value.strip()) if ROTATING.fullmatch(path) else None
+    if rotating is not None:
+        if unresolved is not None:
+            try:
+                read_secret_file(rotating.group(1).strip())
+            except ValueError as error:
+                unresolved.append(f"{path}: {error}")
+                return UNRESOLVED
+        return value
+
+    def unresolvable(problem: str) -> str:
+        if unresolved is None:
+            raise ConfigError(f"{path}: {problem}")
+        unresolved.append(f"{path}: {problem}")
+        return UNRESOLVED
 
     def replace(match: re.Match[str]) -> str:
         file, name, default = match.group(1), match.group(2), match.group(3)
@@ -499,12 +519,12 @@ def substitute_env(value: Any, environ: dict[str, str], path: str = "") -> Any:
             try:
                 return read_secret_file(file.strip())
             except ValueError as error:
-                raise ConfigError(f"{path}: {error}") from None
+                return unresolvable(str(error))
         if name in environ:
             return environ[name]
         if default is not None:
             return default
-        raise ConfigError(f"{path}: environment variable {name} is not set")
+        return unresolvable(f"environment variable {name} is not set")
 
     return REFERENCE.sub(replace, value)
 

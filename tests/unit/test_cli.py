@@ -141,3 +141,28 @@ def test_serve_on_the_management_port_exits_2(config: str, capsys: pytest.Captur
     Path(config).write_text(CONFIG.replace("server: {port: 1}", "server: {port: 1, management_port: 9090}"))
     assert main(["serve", "--config", config, "--port", "9090"]) == EXIT_CONFIG
     assert "--port 9090 is server.management_port too" in capsys.readouterr().err
+
+
+PARTIAL = """
+kafka:
+  bootstrap_servers: "127.0.0.1:1"
+  sasl: {mechanism: SCRAM-SHA-512, username: bridge, password: "${file:/nonexistent/kafka-password}"}
+schema_registry: {url: "http://127.0.0.1:1", basic_auth: {username: u, password: "${NOT_SET_ANYWHERE}"}}
+sources:
+  - {name: lm, provider: lettermint, secrets: ["${file:/nonexistent/webhook-secret}"]}
+"""
+
+
+def test_commands_that_need_part_of_the_configuration_warn_about_what_they_cannot_resolve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bridge.yaml"
+    path.write_text(PARTIAL, encoding="utf-8")
+    assert main(["--config", str(path), "topics", "render", "--strimzi"]) == 0
+    captured = capsys.readouterr()
+    assert "kind: KafkaUser" in captured.out
+    for key in ("kafka.sasl.password", "schema_registry.basic_auth.password", "sources.0.secrets.0"):
+        assert f"configuration: {key}: " in captured.err, key
+    # What serves or checks the configuration still refuses it whole.
+    assert main(["--config", str(path), "check-config"]) == EXIT_CONFIG
+    assert "configuration error: " in capsys.readouterr().err
