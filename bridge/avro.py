@@ -35,6 +35,8 @@ CONFLICT = 409
 INCOMPATIBLE_STATUSES = {CONFLICT, 422}
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+# What the registry client raises when it gets no answer: connection refused, DNS, TLS, timeouts.
+UNREACHABLE = (httpx.HTTPError, OSError)
 
 
 # Plain (not in a union) fields of these types are what fastavro's writer takes without a check: it
@@ -160,7 +162,7 @@ class Encoder:
             if error.http_status_code in INCOMPATIBLE_STATUSES:
                 raise
             raise RegistryUnavailable(f"schema registry: {error}") from error
-        except (httpx.HTTPError, OSError) as error:  # connection refused, DNS, timeouts
+        except UNREACHABLE as error:
             raise RegistryUnavailable(f"schema registry unreachable: {error}") from error
         return dict(self._ids)
 

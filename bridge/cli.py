@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import yaml
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaException, Message
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -28,7 +28,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from bridge import asyncapi, catalog, config, dlq, logs, reader, server, strimzi, topics
 from bridge.app import create_app, max_record_bytes, registry_client
-from bridge.avro import SCHEMAS_DIR, Encoder, EventSchema, subject_for
+from bridge.avro import SCHEMAS_DIR, UNREACHABLE, Encoder, EventSchema, subject_for
 from bridge.consumers import CONSUMERS
 from bridge.consumers import commands as consumers
 from bridge.consumers.framework import Query
@@ -234,11 +234,21 @@ def consume(settings: config.Settings, args: argparse.Namespace) -> int:
         print(f"consume failed: {error} (bridge topics plan lists the topics the bridge writes)", file=sys.stderr)
         return EXIT_FAILED
     except KafkaException as error:
-        print(f"consume failed: {error}", file=sys.stderr)
+        print(f"consume failed: {kafka_problem(settings, error)}", file=sys.stderr)
+        return EXIT_FAILED
+    except (*UNREACHABLE, SchemaRegistryError) as error:
+        print(f"consume failed: schema registry {settings.schema_registry.url}: {error}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         consumer.close()
     return 0
+
+
+def kafka_problem(settings: config.Settings, error: KafkaException) -> str:
+    """librdkafka's reason, and where the command looked: "Failed to get metadata: Local: Broker transport
+    failure" alone does not say which cluster."""
+    reason = error.args[0].str() if error.args and isinstance(error.args[0], KafkaError) else str(error)
+    return f"{reason} (kafka.bootstrap_servers {settings.kafka.bootstrap_servers})"
 
 
 def pretty(record: dict[str, object]) -> str:
@@ -340,7 +350,10 @@ def _each_dead_letter(
             item = dlq.entry(record)
             if item.letter is None or selection.matches(item.letter):
                 handle(item)
-    except (KafkaException, reader.MissingTopic) as error:
+    except KafkaException as error:
+        print(f"reading {dlq.dead_letter_topic(settings)} failed: {kafka_problem(settings, error)}", file=sys.stderr)
+        return EXIT_FAILED
+    except reader.MissingTopic as error:
         print(f"reading {dlq.dead_letter_topic(settings)} failed: {error}", file=sys.stderr)
         return EXIT_FAILED
     finally:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from bridge.logs import kafka_logger
 from bridge.publisher import client_config
 from bridge.settings import KafkaSettings
 
@@ -16,7 +17,15 @@ def consumer(kafka: KafkaSettings, group: str) -> Consumer:
     """A consumer with the producer's address, TLS and SASL settings (kafka.producer is every librdkafka
     property the configuration gives, security_protocol, sasl and tls mapped), committing only when told to."""
     shared = client_config({"bootstrap.servers": kafka.bootstrap_servers, **kafka.producer})
-    return Consumer({**shared, "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    return Consumer(
+        {
+            **shared,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "logger": kafka_logger(),  # librdkafka's lines through the bridge's handler, one per kind per 10 s
+        }
+    )
 
 
 class MissingTopic(LookupError):

@@ -229,3 +229,14 @@ def test_consume_limits_pretty_prints_waits_from_the_end_and_fails_on_a_missing_
     missing = run_cli(bridge.config, env, "consume", f"{bridge.prefix}.no-such-topic")
     assert missing.returncode == 1
     assert f"topic {bridge.prefix}.no-such-topic does not exist" in missing.stderr
+
+    # The registry unreachable (or Kafka): one line saying which, no traceback.
+    elsewhere = bridge.config.with_name("unreachable.yaml")
+    text = bridge.config.read_text(encoding="utf-8")
+    elsewhere.write_text(
+        text.replace(bridge.stack.registry_url, "http://127.0.0.1:9/apis/ccompat/v7"), encoding="utf-8"
+    )
+    unreachable = run_cli(elsewhere, env, "consume", topic, "--limit", "1")
+    assert unreachable.returncode == 1
+    assert "consume failed: schema registry http://127.0.0.1:9/apis/ccompat/v7: " in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr
