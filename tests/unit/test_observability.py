@@ -20,6 +20,7 @@ from starlette.testclient import TestClient
 from bridge import config
 from bridge.app import create_app
 from bridge.errors import REASONS, SignatureInvalid, StaleTimestamp
+from bridge.events import EVENT_TYPES
 from bridge.kafka_stats import KafkaStatistics, parse
 from bridge.providers.lettermint import signature_headers
 from bridge.publisher import STATISTICS_INTERVAL_MS, KafkaPublisher, client_config
@@ -166,6 +167,21 @@ def test_histogram_quantile_is_over_histogram_buckets_by_le(expr: str, served: S
         assert metric.endswith("_bucket"), expr
         assert served.types.get(metric.removesuffix("_bucket")) == "histogram", expr
         assert re.search(r"\bby\s*\([^)]*\ble\b", call), f"{expr!r} must keep le"
+
+
+# The label values the bridge can write, for the matchers that compare with one exactly.
+VALUES = {
+    "status_class": {f"{digit}xx" for digit in range(1, 6)},
+    "reason": set(REASONS),
+    "event_type": set(EVENT_TYPES),
+}
+
+
+@pytest.mark.parametrize("expr", EXPRESSIONS)
+def test_exact_label_values_are_values_the_bridge_writes(expr: str) -> None:
+    for label, value in re.findall(r'\b([a-z_]+)\s*=\s*"([^"$]*)"', expr):  # =, not =~ or !=; no variables
+        if label in VALUES:
+            assert value in VALUES[label], f"{expr!r}: {label}={value!r} is never written"
 
 
 def test_a_misspelt_name_is_caught(served: Scrape) -> None:
@@ -378,4 +394,6 @@ def test_statistics_it_cannot_read_keep_the_last_ones(caplog: pytest.LogCaptureF
     for garbage in ("not json", "not json", '{"brokers": {"b": {"nodeid": 1, "rtt": "?"}}}'):
         collector.update(garbage)  # must not raise: it runs inside the producer's poll()
     assert gathered(collector) == before
-    assert len([r for r in caplog.records if "statistics not understood" in r.getMessage()]) == 2  # once per new problem
+    assert (
+        len([r for r in caplog.records if "statistics not understood" in r.getMessage()]) == 2
+    )  # once per new problem
