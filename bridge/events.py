@@ -43,6 +43,8 @@ EVENT_TYPES = (
     "webhook.test",
     UNMAPPED,
 )
+# What follows `<prefix>.` in every topic the bridge writes: one per event type (unmapped included), dead letters.
+WRITTEN_TOPICS = (*EVENT_TYPES, DEAD_LETTER)
 
 CHANNELS = ("email", "sms", "whatsapp")
 

@@ -15,7 +15,7 @@ from pydantic_core import ErrorDetails
 
 from bridge import kafka_config
 from bridge.errors import ConfigError
-from bridge.events import DEAD_LETTER, EVENT_TYPES
+from bridge.events import EVENT_TYPES, WRITTEN_TOPICS
 from bridge.secrets import FILE_REFERENCE, as_file_secret, lines, read_secret_file
 
 CONFIG_ENV = "BRIDGE_CONFIG"
@@ -41,8 +41,6 @@ SASL_PROTOCOLS = frozenset({"SASL_SSL", "SASL_PLAINTEXT"})
 TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 USER_MECHANISMS = frozenset({"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"})
 # A secret that may be `${file:/path}`: then a FileSecret, read again when the file changes.
-# What follows `<prefix>.` in every topic the bridge writes: one per event type (unmapped included), dead letters.
-WRITTEN_TOPICS = (*EVENT_TYPES, DEAD_LETTER)
 MaybeFileSecret = Annotated[SecretStr, BeforeValidator(as_file_secret)]
 
 
