@@ -22,9 +22,9 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-from bridge.events import topic_for
+from bridge.events import WRITTEN_TOPICS, topic_for
 from bridge.records import record_limit, topic_limit
-from bridge.settings import WRITTEN_TOPICS, TopicOverride
+from bridge.settings import TopicOverride
 
 if TYPE_CHECKING:
     from bridge.config import Settings
