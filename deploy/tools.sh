@@ -12,6 +12,16 @@ cd "$(dirname "$0")/.."
 
 HELM_MODULE=helm.sh/helm/v3
 HELM_VERSION=v3.22.0
+# What Helm's own Makefile links in (its LDFLAGS at v3.22.0). Without them a source-built helm says
+# "v3.22" and `helm template` / `helm lint` assume Kubernetes v1.20. The Kubernetes version is the
+# one helm is built against: k8s.io/client-go v0.37.0 in its go.mod, so v1.37 (major = 0 + 1).
+HELM_KUBERNETES_MAJOR=1
+HELM_KUBERNETES_MINOR=37
+HELM_LDFLAGS="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for package in pkg/lint/rules pkg/chartutil; do
+  HELM_LDFLAGS+=" -X helm.sh/helm/v3/$package.k8sVersionMajor=$HELM_KUBERNETES_MAJOR"
+  HELM_LDFLAGS+=" -X helm.sh/helm/v3/$package.k8sVersionMinor=$HELM_KUBERNETES_MINOR"
+done
 KUBECONFORM_MODULE=github.com/yannh/kubeconform
 KUBECONFORM_VERSION=v0.8.0
 GO_MINIMUM=1.26
@@ -56,19 +66,22 @@ bootstrap_go() {
   echo "$dir/bin/go"
 }
 
-# The module version a binary was built from (go version -m), or nothing.
-built_version() {
+# The module version and the -ldflags a binary was built with (go version -m records both), or
+# nothing: a binary built before the ldflags changed is rebuilt.
+built_with() {
   [[ -x "$BIN/$2" ]] || return 0
-  "$1" version -m "$BIN/$2" | awk '$1 == "mod" { print $3 }'
+  "$1" version -m "$BIN/$2" | awk -F '\t' '$2 == "mod" { print $4 } $2 == "build" && $3 ~ /^-ldflags=/ { print $3 }'
 }
 
 install_tool() {
-  local go=$1 name=$2 package=$3 version=$4
-  if [[ "$(built_version "$go" "$name")" == "$version" ]]; then
+  local go=$1 name=$2 package=$3 version=$4 ldflags=${5:-}
+  local wanted=$version
+  [[ -z "$ldflags" ]] || wanted+=$'\n'"-ldflags=\"$ldflags\""
+  if [[ "$(built_with "$go" "$name")" == "$wanted" ]]; then
     return
   fi
   log "building $name $version (cached in .cache/go)"
-  "$go" install "$package@$version"
+  "$go" install -ldflags "$ldflags" "$package@$version"
 }
 
 main() {
@@ -76,7 +89,7 @@ main() {
   go=$(find_go)
   go_is_recent "$go" || go=$(bootstrap_go "$go")
   mkdir -p "$BIN"
-  install_tool "$go" helm "$HELM_MODULE/cmd/helm" "$HELM_VERSION"
+  install_tool "$go" helm "$HELM_MODULE/cmd/helm" "$HELM_VERSION" "$HELM_LDFLAGS"
   install_tool "$go" kubeconform "$KUBECONFORM_MODULE/cmd/kubeconform" "$KUBECONFORM_VERSION"
   echo "$BIN"
 }

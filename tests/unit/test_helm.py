@@ -15,10 +15,18 @@ from typing import Any
 import pytest
 import yaml
 
-from bridge import config
+from bridge import config, strimzi
 from bridge.settings import ENV_REFERENCE
 from scripts import chart_schema
-from tests.support.helm import CHART, RELEASE, Chart, build_tools, kubernetes_schemas
+from tests.support.helm import (
+    CHART,
+    HELM_DEFAULT_KUBERNETES_VERSION,
+    HELM_VERSION,
+    RELEASE,
+    Chart,
+    build_tools,
+    kubernetes_schemas,
+)
 
 # A cold Helm build (about 4 minutes) happens inside the first test's fixture.
 pytestmark = pytest.mark.timeout(1200)
@@ -26,6 +34,8 @@ pytestmark = pytest.mark.timeout(1200)
 FULL = CHART / "ci" / "full-values.yaml"
 VALUES = {"default": (), "full": (FULL,)}
 FULLNAME = f"{RELEASE}-webhook-kafka-bridge"
+MANAGEMENT = f"{FULLNAME}-management"
+DEFAULT_SECRET = "webhook-kafka-bridge-credentials"
 DEFAULT_KINDS = {"ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "Service", "ServiceAccount"}
 FULL_KINDS = DEFAULT_KINDS | {
     "HorizontalPodAutoscaler",
@@ -73,8 +83,13 @@ def _bridge_yaml(objects: list[dict[str, Any]]) -> str:
     return str(_named(objects, "ConfigMap")["data"]["bridge.yaml"])
 
 
-def _checksum(objects: list[dict[str, Any]]) -> str:
-    return str(_named(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+def _checksum(objects: list[dict[str, Any]], name: str = FULLNAME) -> str:
+    return str(_named(objects, "Deployment", name)["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+
+
+def _selects(selector: dict[str, Any], item: dict[str, Any]) -> bool:
+    labels = item["metadata"].get("labels", {})
+    return all(labels.get(key) == value for key, value in selector["matchLabels"].items())
 
 
 def _container_port(container: dict[str, Any], name: str) -> int:
@@ -89,6 +104,30 @@ def test_helm_lint_passes(chart: Chart, values: str) -> None:
     result = chart.lint(*VALUES[values])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 chart(s) failed" in result.stdout
+
+
+def test_helm_is_linked_as_helm_releases_it(chart: Chart, tmp_path: Path) -> None:
+    """deploy/tools.sh passes Helm's Makefile's ldflags: the full version, and the Kubernetes version
+    helm is built against as the default of `helm template` (without them: "v3.22" and v1.20)."""
+    assert chart.helm("version", "--template", "{{ .Version }}").stdout == HELM_VERSION
+    probe = tmp_path / "probe"
+    (probe / "templates").mkdir(parents=True)
+    (probe / "Chart.yaml").write_text("apiVersion: v2\nname: probe\nversion: 0.1.0\n", encoding="utf-8")
+    (probe / "templates" / "kube.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kube}\n"
+        "data: {version: {{ .Capabilities.KubeVersion.Version | quote }}}\n",
+        encoding="utf-8",
+    )
+    result = chart.template(chart=probe, kube_version=None)
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["data"]["version"] == HELM_DEFAULT_KUBERNETES_VERSION
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_helm_template_works_without_kube_version(chart: Chart, values: str) -> None:
+    # The chart's kubeVersion is >=1.30; a helm defaulting to v1.20 refuses it.
+    objects = chart.render(*VALUES[values], kube_version=None)
+    assert {item["kind"] for item in objects} == (FULL_KINDS if values == "full" else DEFAULT_KINDS)
 
 
 @pytest.mark.parametrize("values", VALUES)
@@ -157,20 +196,32 @@ def test_a_missing_management_port_fails_with_a_reason(chart: Chart) -> None:
 # --- what the objects say -----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("service_type", ["ClusterIP", "NodePort", "LoadBalancer"])
 @pytest.mark.parametrize("values", VALUES)
-def test_service_exposes_the_public_and_the_management_port(
-    rendered: dict[str, list[dict[str, Any]]], values: str
+def test_the_public_service_has_only_the_public_port_whatever_its_type(
+    chart: Chart, values: str, service_type: str
 ) -> None:
-    objects = rendered[values]
+    objects = chart.render(*VALUES[values], sets={"service.type": service_type})
     server = yaml.safe_load(_bridge_yaml(objects))["server"]
     container = _container(objects)
-    ports = {port["name"]: port for port in _named(objects, "Service")["spec"]["ports"]}
-    assert set(ports) == {"http", "management"}
-    assert ports["http"]["targetPort"] == "http"
-    assert ports["management"]["targetPort"] == "management"
+    public = _named(objects, "Service")["spec"]
+    assert public["type"] == service_type
+    assert [(port["name"], port["targetPort"]) for port in public["ports"]] == [("http", "http")]
+    management = _named(objects, "Service", MANAGEMENT)["spec"]
+    assert management["type"] == "ClusterIP"
+    assert [(port["name"], port["targetPort"]) for port in management["ports"]] == [("management", "management")]
+    assert (
+        management["selector"] == public["selector"] == _named(objects, "Deployment")["spec"]["selector"]["matchLabels"]
+    )
     assert _container_port(container, "http") == server["port"]
     assert _container_port(container, "management") == server["management_port"]
     assert server["management_port"] != server["port"]
+
+
+def test_the_management_service_name_never_clashes_with_the_public_one(chart: Chart) -> None:
+    objects = chart.render(sets={"fullnameOverride": "x" * 63})
+    names = [item["metadata"]["name"] for item in _kinds(objects, "Service")]
+    assert names == ["x" * 63, "x" * 52 + "-management"]
 
 
 @pytest.mark.parametrize("values", VALUES)
@@ -187,12 +238,25 @@ def test_probes_and_scraping_hit_the_management_port(rendered: dict[str, list[di
     assert annotations["prometheus.io/port"] == str(_container_port(container, "management"))
 
 
-def test_servicemonitor_scrapes_metrics_on_the_management_port(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    monitor = _named(rendered["full"], "ServiceMonitor")["spec"]
+def test_servicemonitor_scrapes_metrics_on_the_management_service_only(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    objects = rendered["full"]
+    monitor = _named(objects, "ServiceMonitor")["spec"]
     assert monitor["endpoints"] == [
         {"port": "management", "path": "/metrics", "interval": "15s", "scrapeTimeout": "5s"}
     ]
-    assert monitor["selector"]["matchLabels"] == _named(rendered["full"], "Service")["spec"]["selector"]
+    selected = [item["metadata"]["name"] for item in _kinds(objects, "Service") if _selects(monitor["selector"], item)]
+    assert selected == [MANAGEMENT]
+    ports = [port["name"] for port in _named(objects, "Service", MANAGEMENT)["spec"]["ports"]]
+    assert ports == ["management"]
+    # job = the Service's app.kubernetes.io/name, which the alerts' up{job=~...} selects.
+    assert monitor["jobLabel"] == "app.kubernetes.io/name"
+    job = _named(objects, "Service", MANAGEMENT)["metadata"]["labels"]["app.kubernetes.io/name"]
+    alerts = (CHART / "files" / "alerts.yaml").read_text(encoding="utf-8")
+    pattern = re.search(r'up\{job=~"([^"]+)"\}', alerts)
+    assert pattern
+    assert re.fullmatch(pattern.group(1), job)
 
 
 @pytest.mark.parametrize("values", VALUES)
@@ -245,13 +309,37 @@ def test_full_values_grace_period(rendered: dict[str, list[dict[str, Any]]]) -> 
     assert _pod(rendered["full"])["terminationGracePeriodSeconds"] == 15 + 25 + 5
 
 
-def test_checksum_changes_with_the_config_and_only_with_it(chart: Chart) -> None:
-    base = _checksum(chart.render())
-    assert re.fullmatch(r"[0-9a-f]{64}", base)
-    assert _checksum(chart.render(sets={"replicaCount": 5, "image.tag": "0.2.0"})) == base
-    changed = chart.render(sets={"config.topics.prefix": "hooks"})
-    assert _checksum(changed) != base
-    assert "prefix: hooks" in _bridge_yaml(changed)
+CONSUMERS_ON = {f"consumers.{name}.enabled": True for name in CONSUMERS}
+DEPLOYMENTS = (FULLNAME, *(f"{FULLNAME}-{name}" for name in CONSUMERS))
+SOURCES = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))["config"]["sources"]
+A_SOURCE = {"name": "resend", "provider": "standard-webhooks", "secrets": ["${file:/run/secrets/bridge/RESEND}"]}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"config.topics.prefix": "hooks"},
+        {"config.server.port": 8001},
+        {"config.sources": [*SOURCES, A_SOURCE]},
+        {"config.sources": [{**SOURCES[0], "secrets": ["${file:/run/secrets/bridge/OTHER}"]}]},
+    ],
+    ids=["topics.prefix", "server.port", "a source added", "a source changed"],
+)
+def test_checksum_changes_with_the_config_on_every_deployment(chart: Chart, change: dict[str, Any]) -> None:
+    base = chart.render(sets=CONSUMERS_ON)
+    changed = chart.render(sets={**CONSUMERS_ON, **change})
+    assert _bridge_yaml(changed) != _bridge_yaml(base)
+    for name in DEPLOYMENTS:
+        assert re.fullmatch(r"[0-9a-f]{64}", _checksum(base, name))
+        assert _checksum(changed, name) != _checksum(base, name), name
+        assert _checksum(changed, name) == _checksum(changed)  # one config, one checksum
+
+
+def test_checksum_stays_when_only_other_values_change(chart: Chart) -> None:
+    base = chart.render(sets=CONSUMERS_ON)
+    other = chart.render(sets={**CONSUMERS_ON, "replicaCount": 5, "image.tag": "0.2.0", "service.port": 8080})
+    for name in DEPLOYMENTS:
+        assert _checksum(other, name) == _checksum(base, name), name
 
 
 @pytest.mark.parametrize("values", VALUES)
@@ -259,7 +347,7 @@ def test_credentials_come_from_the_existing_secret_only(rendered: dict[str, list
     objects = rendered[values]
     assert not _kinds(objects, "Secret")
     chosen = yaml.safe_load(FULL.read_text(encoding="utf-8")) if values == "full" else {}
-    secret = chosen.get("existingSecret", "webhook-kafka-bridge")
+    secret = chosen.get("existingSecret", DEFAULT_SECRET)
     for deployment in _kinds(objects, "Deployment"):
         pod = deployment["spec"]["template"]["spec"]
         volumes = [volume["secret"]["secretName"] for volume in pod["volumes"] if volume["name"] == "secret"]
@@ -271,6 +359,31 @@ def test_credentials_come_from_the_existing_secret_only(rendered: dict[str, list
             item["valueFrom"]["secretKeyRef"]["name"] for item in container.get("env", []) if "valueFrom" in item
         ]
         assert set(references) <= {secret}
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_existing_secret_is_not_the_kafka_users_secret(rendered: dict[str, list[dict[str, Any]]], values: str) -> None:
+    """Strimzi's User Operator writes a KafkaUser's password into a Secret named after the user;
+    `bridge topics render --strimzi` names the user kafka.sasl.username, else DEFAULT_USER."""
+    chosen = yaml.safe_load(FULL.read_text(encoding="utf-8")) if values == "full" else {}
+    secret = chosen.get("existingSecret", DEFAULT_SECRET)
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    assert defaults["existingSecret"] == DEFAULT_SECRET
+    kafka = yaml.safe_load(_bridge_yaml(rendered[values]))["kafka"]
+    user = (kafka.get("sasl") or {}).get("username") or strimzi.DEFAULT_USER
+    assert secret != user
+
+
+def test_notes_port_forward_to_the_management_service_in_the_background(chart: Chart, tmp_path: Path) -> None:
+    notes = chart.notes(tmp_path)
+    lines = [line.strip() for line in notes.splitlines()]
+    forward = next(index for index, line in enumerate(lines) if line.startswith("kubectl") and "port-forward" in line)
+    # `port-forward … && curl …` would wait for port-forward, which never exits.
+    assert lines[forward : forward + 2] == [
+        f"kubectl -n webhooks port-forward svc/{MANAGEMENT} 9090 &",
+        "curl localhost:9090/readyz",
+    ]
+    assert f"create secret generic {DEFAULT_SECRET} " in notes
 
 
 def test_the_secret_is_mounted_where_the_config_reads_it(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -312,7 +425,7 @@ def test_consumers_render_only_when_enabled(chart: Chart, rendered: dict[str, li
         "consumer", "run", "billing", "--config", "/etc/bridge/bridge.yaml", "--store", "$(BRIDGE_CONSUMER_STORE)",
     ]  # fmt: skip
     store = next(item for item in billing["env"] if item["name"] == "BRIDGE_CONSUMER_STORE")
-    assert store["valueFrom"]["secretKeyRef"] == {"name": "webhook-kafka-bridge", "key": "BILLING"}
+    assert store["valueFrom"]["secretKeyRef"] == {"name": DEFAULT_SECRET, "key": "BILLING"}
     assert "ports" not in billing
 
 

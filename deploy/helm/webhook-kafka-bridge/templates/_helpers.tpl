@@ -28,6 +28,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: webhook-receiver
 {{- end -}}
 
+{{/* The management Service's name: the full name cut to leave room for the suffix, so the two never clash. */}}
+{{- define "bridge.managementServiceName" -}}
+{{- printf "%s-management" (include "bridge.fullname" . | trunc 52 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* Tells the management Service from the public one (both carry bridge.labels), for the ServiceMonitor. */}}
+{{- define "bridge.managementServiceLabel" -}}
+webhook-kafka-bridge/service: management
+{{- end -}}
+
 {{/* Selector labels of one consumer: (dict "root" $ "name" "billing"). */}}
 {{- define "bridge.consumerSelectorLabels" -}}
 app.kubernetes.io/name: {{ include "bridge.name" .root }}
