@@ -275,3 +275,15 @@ def test_the_replication_factor_is_the_fewest_replicas_of_any_partition() -> Non
     # A partition short of a replica is a difference the plan reports, not hidden by the others' count.
     short = topics.plan([TopicSpec("short", -1, 3, {})], {"short": state("short", replicas=found["short"])})
     assert "replication factor 2 -> 3" in short.manual[0].reason
+
+
+def test_render_writes_every_value_out_with_no_yaml_aliases(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bridge.yaml"
+    path.write_text(BASE, encoding="utf-8")
+    assert cli.main(["--config", str(path), "topics", "render", "--strimzi"]) == 0
+    out = capsys.readouterr().out
+    assert "&id" not in out and "*id" not in out
+    # Every topic's ACL has the same operations list: each is written out in full, not as *id001.
+    [first, *others] = [acl["operations"] for acl in list(yaml.safe_load_all(out))[-1]["spec"]["authorization"]["acls"]]
+    assert first[:3] == ["Write", "Describe", "DescribeConfigs"]
+    assert others[:-1] == [first] * (len(EVENT_TYPES))
