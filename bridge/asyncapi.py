@@ -7,7 +7,8 @@ document cannot drift from the records. `bridge schemas export` writes it as asy
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from bridge import records
@@ -51,7 +52,8 @@ class Topics:
     version: str
     bootstrap_servers: str
     secure: bool = False
-    max_message_bytes: int | None = None  # what each topic's max.message.bytes must be at least
+    # Each topic's max.message.bytes as `topics apply` creates it (bridge/topics.py topic_specs), by topic name.
+    max_message_bytes: Mapping[str, int] = field(default_factory=dict)
 
 
 def document(topics: Topics) -> dict[str, Any]:
@@ -142,8 +144,8 @@ def _dead_letter_channel(topics: Topics) -> dict[str, Any]:
 
 def _channel(topics: Topics, topic: str, description: str, message_id: str, message: dict[str, Any]) -> dict[str, Any]:
     binding: dict[str, Any] = {"topic": topic, "bindingVersion": KAFKA_BINDING}
-    if topics.max_message_bytes is not None:
-        binding["topicConfiguration"] = {"max.message.bytes": topics.max_message_bytes}
+    if topic in topics.max_message_bytes:
+        binding["topicConfiguration"] = {"max.message.bytes": topics.max_message_bytes[topic]}
     return {
         "address": topic,
         "description": description,

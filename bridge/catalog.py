@@ -143,7 +143,20 @@ def check(client: SchemaRegistryClient, subject: Subject) -> Verdict:
     return Verdict(subject.name, level(client, subject.name), found, bool(compatible), changes)
 
 
-def pretty(text: str) -> str:
+def subject_of(prefix: str, target: str) -> str:
+    """The subject a person means: an event type's, or one of the prefix's subjects named in full. Anything
+    else is refused here, so a misspelt event type is not mistaken for a subject nobody registered."""
+    subjects = {subject_for(topic_for(prefix, event_type)) for event_type in EVENT_TYPES}
+    if target in subjects:
+        return target
+    if target in EVENT_TYPES:
+        return subject_for(topic_for(prefix, target))
+    if target.endswith("-value"):
+        raise ConfigError(f"{target}: not a subject of prefix {prefix} (<prefix>.<event type>-value)")
+    raise ConfigError(f"unknown event type {target}; known: {', '.join(EVENT_TYPES)}")
+
+
+def indented(text: str) -> str:
     """A schema as indented JSON, as `schemas show` prints it."""
     parsed: Any = json.loads(text)
     return json.dumps(parsed, indent=2, ensure_ascii=False)
@@ -152,6 +165,8 @@ def pretty(text: str) -> str:
 def local(directory: Path) -> dict[str, EventSchema]:
     """The event schemas in `directory`, named `<event type>.avsc`; a subset is fine (a team checks what it
     changed), a file named for no event type is refused, so a misspelt name cannot pass unchecked."""
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: {'not a folder' if directory.exists() else 'no such folder'}")
     present = [event_type for event_type in EVENT_TYPES if (directory / f"{event_type}.avsc").is_file()]
     unknown = sorted(path.name for path in directory.glob("*.avsc") if path.stem not in EVENT_TYPES)
     if unknown:

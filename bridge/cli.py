@@ -27,7 +27,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from bridge import asyncapi, catalog, config, dlq, logs, reader, server, strimzi, topics
-from bridge.app import create_app, max_record_bytes, registry_client
+from bridge.app import create_app, registry_client
 from bridge.avro import SCHEMAS_DIR, UNREACHABLE, Encoder, EventSchema, subject_for
 from bridge.consumers import CONSUMERS
 from bridge.consumers import commands as consumers
@@ -36,7 +36,6 @@ from bridge.errors import BridgeError, ConfigError
 from bridge.events import DEAD_LETTER, topic_for
 from bridge.providers import PROVIDERS
 from bridge.publisher import client_config
-from bridge.records import topic_limit
 from bridge.settings import CONFIG_ENV, RateLimit
 from bridge.workers import liveness, supervise
 
@@ -571,15 +570,14 @@ def _listed(subject: catalog.Subject, found: catalog.Registered | None) -> str:
 
 def schemas_show(settings: config.Settings, args: argparse.Namespace) -> int:
     """One subject's schema, indented: the registered one (latest or --version), or with --local the file's."""
-    target = args.target
-    subject = target if target.endswith("-value") else subject_for(topic_for(settings.topics.prefix, target))
     try:
+        subject = catalog.subject_of(settings.topics.prefix, args.target)
         if args.local:
             mine = {entry.name: entry for entry in catalog.subjects(settings.topics.prefix, _local_schemas(args))}
             if subject not in mine:
-                print(f"{subject}: no local schema (not a subject of prefix {settings.topics.prefix})", file=sys.stderr)
+                print(f"{subject}: no local schema in {args.schemas or SCHEMAS_DIR}", file=sys.stderr)
                 return EXIT_CONFIG
-            print(catalog.pretty(mine[subject].local.text))
+            print(catalog.indented(mine[subject].local.text))
             return 0
         with registry_client(settings) as client:
             found = catalog.registered(client, subject, args.version)
@@ -589,7 +587,7 @@ def schemas_show(settings: config.Settings, args: argparse.Namespace) -> int:
         which = f"version {args.version} of {subject}" if args.version else subject
         print(f"{which}: not registered", file=sys.stderr)
         return EXIT_FAILED
-    print(catalog.pretty(found.text))
+    print(catalog.indented(found.text))
     return 0
 
 
@@ -621,21 +619,32 @@ def schemas_export(settings: config.Settings, args: argparse.Namespace) -> int:
         return _failed("schemas export", error)
     args.out.mkdir(parents=True, exist_ok=True)
     for subject in catalog.subjects(settings.topics.prefix, schemas):
-        (args.out / f"{subject.name}.avsc").write_text(catalog.pretty(subject.local.text) + "\n", encoding="utf-8")
-    topics = asyncapi.Topics(
+        (args.out / f"{subject.name}.avsc").write_text(catalog.indented(subject.local.text) + "\n", encoding="utf-8")
+    described = asyncapi.Topics(
         prefix=settings.topics.prefix,
         schemas=schemas,
         version=_version(),
         bootstrap_servers=settings.kafka.bootstrap_servers,
         secure=settings.kafka.protocol() != "PLAINTEXT",
-        max_message_bytes=topic_limit(max_record_bytes(settings)),
+        max_message_bytes={spec.name: int(spec.config["max.message.bytes"]) for spec in topics.topic_specs(settings)},
     )
     document = args.out / "asyncapi.yaml"
-    document.write_text(
-        yaml.safe_dump(asyncapi.document(topics), sort_keys=False, allow_unicode=True), encoding="utf-8"
-    )
+    document.write_text(_yaml([asyncapi.document(described)]), encoding="utf-8")
     print(f"wrote {len(schemas)} schemas and {document}")
     return 0
+
+
+def _yaml(documents: list[Any], *, explicit_start: bool = False) -> str:
+    """YAML documents with every repeated value written out: a person reading a resource or the contract
+    should not have to follow &id001/*id001 aliases to a value first written elsewhere."""
+    return yaml.dump_all(
+        documents, Dumper=_NoAliases, sort_keys=False, allow_unicode=True, explicit_start=explicit_start
+    )
+
+
+class _NoAliases(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _failed(command: str, error: Exception) -> int:
@@ -683,7 +692,7 @@ def topics_plan(settings: config.Settings, args: argparse.Namespace) -> int:
         admin = _admin(settings)
         result = topics.plan(topics.topic_specs(settings), topics.describe(admin, topics.all_topics(settings)))
         defaults = topics.broker_defaults(admin) if result.pending else {}
-    except KafkaException as error:
+    except (KafkaException, topics.TopicUnreadable) as error:
         print(f"topics plan failed: {error}", file=sys.stderr)
         return EXIT_FAILED
     print("\n".join(topics.render(result, defaults)))
@@ -697,7 +706,7 @@ def topics_apply(settings: config.Settings, args: argparse.Namespace) -> int:
         result = topics.plan(topics.topic_specs(settings), topics.describe(admin, topics.all_topics(settings)))
         print("\n".join(topics.render(result, topics.broker_defaults(admin) if result.pending else {})))
         applied = topics.apply(admin, result)
-    except KafkaException as error:
+    except (KafkaException, topics.TopicUnreadable) as error:
         print(f"topics apply failed: {error}", file=sys.stderr)
         return EXIT_FAILED
     for line in applied.done:
@@ -724,7 +733,8 @@ def topics_render(settings: config.Settings, args: argparse.Namespace) -> int:
         print(f"cannot render: {error}", file=sys.stderr)
         return EXIT_CONFIG
     print("# bridge topics render --strimzi: the topics the bridge writes, and its user (kafka.strimzi.io/v1beta2)")
-    print(yaml.safe_dump_all(documents, sort_keys=False, explicit_start=True), end="")
+    # max.message.bytes is the value a topic is created with; `topics apply` never lowers a larger one.
+    print(_yaml(documents, explicit_start=True), end="")
     return 0
 
 

@@ -31,7 +31,7 @@ from bridge.errors import PublishFailed, RecordTooLarge
 from bridge.logs import kafka_logger
 from bridge.records import BATCH_OVERHEAD_BYTES, Record
 from bridge.secrets import FileSecret
-from bridge.topics import TopicSpec
+from bridge.topics import ADMIN_TIMEOUT_SECONDS, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,6 @@ POLL_SECONDS = 0.1
 LINGER_MS = 1  # the default; kafka.producer may override it (see the comment where it is used)
 # Errors that say a record is too large: they never pass, so they are not worth a retry.
 TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_MSG_SIZE})
-ADMIN_TIMEOUT_SECONDS = 15
 # Connection errors /readyz shows at most (the newest of each kind), until a metadata request succeeds again.
 MAX_CONNECTION_PROBLEMS = 3
 # librdkafka's statistics (broker RTT, queue, errors) for /metrics: a 4 KB JSON parse per interval on the poll

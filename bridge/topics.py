@@ -11,15 +11,17 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
     AlterConfigOpType,
+    ClusterMetadata,
     ConfigEntry,
     ConfigResource,
     NewPartitions,
     NewTopic,
     ResourceType,
+    TopicMetadata,
 )
 
 from bridge.events import WRITTEN_TOPICS, topic_for
@@ -29,7 +31,7 @@ from bridge.settings import TopicOverride
 if TYPE_CHECKING:
     from bridge.config import Settings
 
-ADMIN_TIMEOUT_SECONDS = 15
+ADMIN_TIMEOUT_SECONDS = 15  # every AdminClient request, the publisher's included
 BROKER_DEFAULT = -1
 # The broker settings a topic created without its own value takes: what `plan` shows for "-1".
 BROKER_DEFAULTS = {"partitions": "num.partitions", "replication": "default.replication.factor"}
@@ -38,17 +40,21 @@ BROKER_DEFAULTS = {"partitions": "num.partitions", "replication": "default.repli
 @dataclass(frozen=True)
 class TopicSpec:
     """A topic as the configuration wants it: -1 partitions or replication is the broker's default, and a
-    config key not in `config` is the broker's and left alone on an existing topic."""
+    config key not in `config` is the broker's and left alone on an existing topic. A key in `floors` is a
+    minimum rather than a value (the derived record limit where max_message_bytes is unset): a topic is
+    created with it, and an existing topic's value is raised to it, never lowered."""
 
     name: str
     partitions: int = BROKER_DEFAULT
     replication_factor: int = BROKER_DEFAULT
     config: Mapping[str, str] = field(default_factory=dict)
+    floors: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class TopicState:
-    """A topic as the cluster has it: its effective config values (its own or the broker's)."""
+    """A topic as the cluster has it: its effective config values (its own or the broker's), and the fewest
+    replicas any of its partitions has."""
 
     name: str
     partitions: int
@@ -118,14 +124,17 @@ def _spec(settings: Settings, suffix: str, needed: int) -> TopicSpec:
         inherited: int | None = getattr(base, key)
         return inherited if own is None else own
 
-    config = {"max.message.bytes": str(pick("max_message_bytes") or needed)}
+    chosen = pick("max_message_bytes")
+    config = {"max.message.bytes": str(chosen or needed)}
     if (replicas := pick("min_insync_replicas")) not in (None, BROKER_DEFAULT):
         config["min.insync.replicas"] = str(replicas)
     if (retention := pick("retention_ms")) is not None:
         config["retention.ms"] = str(retention)
     partitions, replication = pick("partitions"), pick("replication_factor")
     assert partitions is not None and replication is not None  # topics: has both, always
-    return TopicSpec(topic_for(base.prefix, suffix), partitions, replication, dict(sorted(config.items())))
+    # Unset, the record limit is what the topic needs, not what it must be: a larger value someone chose stays.
+    floors = frozenset() if chosen else frozenset({"max.message.bytes"})
+    return TopicSpec(topic_for(base.prefix, suffix), partitions, replication, dict(sorted(config.items())), floors)
 
 
 def plan(wanted: Sequence[TopicSpec], existing: Mapping[str, TopicState]) -> Plan:
@@ -144,7 +153,9 @@ def plan(wanted: Sequence[TopicSpec], existing: Mapping[str, TopicState]) -> Pla
 def _differences(spec: TopicSpec, state: TopicState) -> list[Change]:
     found: list[Change] = []
     altered = tuple(
-        (key, state.config.get(key), value) for key, value in spec.config.items() if state.config.get(key) != value
+        (key, state.config.get(key), value)
+        for key, value in spec.config.items()
+        if _differs(state.config.get(key), value, floor=key in spec.floors)
     )
     if altered:
         found.append(Alter(spec.name, altered))
@@ -167,6 +178,12 @@ def _differences(spec: TopicSpec, state: TopicState) -> list[Change]:
             )
         )
     return found
+
+
+def _differs(now: str | None, wanted: str, *, floor: bool) -> bool:
+    if now is None or not floor:
+        return now != wanted
+    return int(now) < int(wanted)
 
 
 def render(result: Plan, defaults: Mapping[str, str]) -> list[str]:
@@ -209,20 +226,45 @@ def _count(value: int, default: str | None) -> str:
 # The AdminClient edge: reading what exists, and doing what a plan says.
 
 
+class TopicUnreadable(Exception):
+    """The cluster lists a topic but says an error for it: whether it is as configured cannot be known."""
+
+
 def describe(admin: AdminClient, names: Sequence[str]) -> dict[str, TopicState]:
     """The topics of `names` that exist, with their effective configs. Lists the cluster's topics rather than
     asking for each by name, which a broker with auto.create.topics.enable would answer by creating it."""
     metadata = admin.list_topics(timeout=ADMIN_TIMEOUT_SECONDS)
-    present = [name for name in names if name in metadata.topics and metadata.topics[name].error is None]
+    present = existing(metadata, names)
     resources = [ConfigResource(ResourceType.TOPIC, name) for name in present]
     configs = admin.describe_configs(resources, request_timeout=ADMIN_TIMEOUT_SECONDS) if resources else {}
     states = {}
     for resource, future in configs.items():
-        partitions = metadata.topics[resource.name].partitions
-        replicas = max((len(partition.replicas) for partition in partitions.values()), default=0)
+        found = metadata.topics[resource.name]
         config = {key: entry.value for key, entry in future.result().items() if entry.value is not None}
-        states[resource.name] = TopicState(resource.name, len(partitions), replicas, config)
+        states[resource.name] = TopicState(resource.name, len(found.partitions), replication_factor(found), config)
     return states
+
+
+def existing(metadata: ClusterMetadata, names: Sequence[str]) -> list[str]:
+    """The names the cluster has. Only UNKNOWN_TOPIC_OR_PART means absent: any other error for a topic
+    (LEADER_NOT_AVAILABLE, TOPIC_AUTHORIZATION_FAILED, ...) is raised, since planning a create for a topic
+    that exists but cannot be read would be wrong."""
+    topics: dict[str, TopicMetadata] = metadata.topics
+    listed = {name: topics[name].error for name in names if name in topics}
+    failed = [
+        f"{name}: {error.name()} ({error.str()})"
+        for name, error in listed.items()
+        if error is not None and error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART
+    ]
+    if failed:
+        raise TopicUnreadable(f"the cluster cannot describe {len(failed)} topic(s): {'; '.join(failed)}")
+    return [name for name, error in listed.items() if error is None]
+
+
+def replication_factor(found: TopicMetadata) -> int:
+    """The fewest replicas of any partition: during a reassignment a partition lists its adding replicas too,
+    and a partition short of replicas is what a check must not hide, so the largest count would mislead."""
+    return min((len(partition.replicas) for partition in found.partitions.values()), default=0)
 
 
 def broker_defaults(admin: AdminClient) -> dict[str, str]:
@@ -253,14 +295,16 @@ def apply(admin: AdminClient, result: Plan) -> Applied:
     grows = [change for change in result.changes if isinstance(change, AddPartitions)]
     new = [NewTopic(s.name, s.partitions, s.replication_factor, config=dict(s.config)) for s in creates]
     if new:
-        _settle(applied, admin.create_topics(new, request_timeout=ADMIN_TIMEOUT_SECONDS), "created")
+        _record_outcomes(applied, admin.create_topics(new, request_timeout=ADMIN_TIMEOUT_SECONDS), "created")
     if alters:
         resources = [ConfigResource(ResourceType.TOPIC, a.topic, incremental_configs=_entries(a)) for a in alters]
         futures = admin.incremental_alter_configs(resources, request_timeout=ADMIN_TIMEOUT_SECONDS)
-        _settle(applied, {resource.name: future for resource, future in futures.items()}, "altered")
+        _record_outcomes(applied, {resource.name: future for resource, future in futures.items()}, "altered")
     if grows:
         more = [NewPartitions(grow.topic, grow.wanted) for grow in grows]
-        _settle(applied, admin.create_partitions(more, request_timeout=ADMIN_TIMEOUT_SECONDS), "partitions added")
+        _record_outcomes(
+            applied, admin.create_partitions(more, request_timeout=ADMIN_TIMEOUT_SECONDS), "partitions added"
+        )
     return applied
 
 
@@ -268,7 +312,8 @@ def _entries(change: Alter) -> list[ConfigEntry]:
     return [ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET) for key, _, value in change.changes]
 
 
-def _settle(applied: Applied, futures: Mapping[str, Future[Any]], what: str) -> None:
+def _record_outcomes(applied: Applied, futures: Mapping[str, Future[Any]], what: str) -> None:
+    """Wait for each topic's request and note it as done or failed, with the broker's reason."""
     for topic, future in futures.items():
         try:
             future.result()

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
 
 from bridge.events import EVENT_TYPES
 from tests.support.stack import Stack, run_cli, start_bridge
@@ -161,3 +167,41 @@ def test_readyz_names_missing_topics_until_apply_creates_them(stack: Stack, tmp_
             assert time.monotonic() < created + 20, ready.text
             time.sleep(0.3)
         assert "problems" not in ready.json()
+
+
+def set_max_message_bytes(stack: Stack, values: dict[str, int]) -> None:
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    resources = [
+        ConfigResource(
+            ResourceType.TOPIC,
+            topic,
+            incremental_configs=[
+                ConfigEntry("max.message.bytes", str(value), incremental_operation=AlterConfigOpType.SET)
+            ],
+        )
+        for topic, value in values.items()
+    ]
+    for future in admin.incremental_alter_configs(resources, request_timeout=15).values():
+        future.result()
+
+
+def test_an_unset_max_message_bytes_raises_a_smaller_topic_and_never_lowers_a_larger(
+    stack: Stack, tmp_path: Path, prefix: str
+) -> None:
+    config = write_config(tmp_path / "bridge.yaml", stack, prefix, "partitions: 1")
+    assert topics_cli(config, "apply").returncode == 0
+    derived = int(topics_of(stack, prefix)[f"{prefix}.message.delivered"][2]["max.message.bytes"])
+    larger, smaller = f"{prefix}.message.delivered", f"{prefix}.unmapped"
+    set_max_message_bytes(stack, {larger: derived * 4, smaller: derived - 1})
+    planned = topics_cli(config, "plan")
+    assert planned.returncode == EXIT_CHANGES, planned.stderr
+    assert planned.stdout.splitlines() == [
+        f"~ alter {smaller}: max.message.bytes {derived - 1} -> {derived}",
+        f"= {ALL - 1} topic(s) unchanged",
+        "Plan: 1 to alter.",
+    ]
+    applied = topics_cli(config, "apply")
+    assert applied.returncode == 0, applied.stderr
+    limits = {name: int(found[2]["max.message.bytes"]) for name, found in topics_of(stack, prefix).items()}
+    assert (limits[larger], limits[smaller]) == (derived * 4, derived)
+    assert topics_cli(config, "plan").returncode == 0

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import Callable
@@ -14,13 +15,19 @@ import jsonschema
 import pytest
 import yaml
 
-from bridge import asyncapi
-from bridge.avro import load_schemas
+from bridge import asyncapi, config
+from bridge.avro import Encoder, load_schemas
 from bridge.cli import main
+from bridge.dlq import REPLAYED_FROM
 from bridge.events import DEAD_LETTER, EVENT_TYPES, CanonicalEvent, Delivery
 from bridge.headers import Headers
-from bridge.records import dead_letter_record, event_record
+from bridge.metrics import Metrics
+from bridge.pipeline import Pipeline
+from bridge.providers.lettermint import Lettermint, signature_headers
+from bridge.records import dead_letter_record, event_record, record_limit, topic_limit
+from bridge.routes import Route
 from tests.support import asyncapi_specs
+from tests.support.fakes import DELIVERED, FIXED, MINIMAL_YAML, SECRET, SOURCE, FakePublisher, MockRegistry
 
 CONFIG = """
 kafka: {bootstrap_servers: "k1.example:9092, k2.example:9092"}
@@ -172,3 +179,65 @@ def test_export_writes_to_the_current_directory_by_default(
     assert main(["--config", str(config), "schemas", "export"]) == 0
     assert (tmp_path / "asyncapi.yaml").is_file()
     assert len(list(tmp_path.glob("*.avsc"))) == len(EVENT_TYPES)
+
+
+def export(tmp_path: Path, config_text: str) -> dict[str, Any]:
+    config = tmp_path / "bridge.yaml"
+    config.write_text(config_text, encoding="utf-8")
+    assert main(["--config", str(config), "schemas", "export", "--out", str(tmp_path / "out")]) == 0
+    return document(tmp_path / "out")
+
+
+def limits(found: dict[str, Any]) -> dict[str, int]:
+    return {
+        name: channel["bindings"]["kafka"]["topicConfiguration"]["max.message.bytes"]
+        for name, channel in found["channels"].items()
+    }
+
+
+def test_each_channel_gives_the_max_message_bytes_topics_apply_creates_it_with(exported: Path, tmp_path: Path) -> None:
+    derived = topic_limit(record_limit(1024 * 1024, 16384))  # the default server limits'
+    assert limits(document(exported)) == dict.fromkeys([*EVENT_TYPES, DEAD_LETTER], derived)
+    chosen = CONFIG.replace(
+        "topics: {prefix: acme}",
+        f"topics: {{prefix: acme, max_message_bytes: {derived + 10}, "
+        f"overrides: {{dead-letter: {{max_message_bytes: {derived + 20}}}}}}}",
+    )
+    found = limits(export(tmp_path, chosen))
+    assert found == {**dict.fromkeys(EVENT_TYPES, derived + 10), DEAD_LETTER: derived + 20}
+
+
+def test_a_secured_kafka_is_a_kafka_secure_server(tmp_path: Path) -> None:
+    secured = CONFIG.replace('"k1.example:9092, k2.example:9092"}', '"k1.example:9093", security_protocol: SSL}')
+    assert export(tmp_path, secured)["servers"] == {"broker-1": {"host": "k1.example:9093", "protocol": "kafka-secure"}}
+
+
+def test_the_document_writes_every_value_out_with_no_yaml_aliases(exported: Path) -> None:
+    text = (exported / "asyncapi.yaml").read_text(encoding="utf-8")
+    assert "&id" not in text and "*id" not in text
+    channels = document(exported)["channels"]
+    provider = channels["message.delivered"]["messages"]["message.delivered"]["headers"]["properties"]["provider"]
+    assert channels[DEAD_LETTER]["messages"]["DeadLetter"]["headers"]["properties"]["provider"] == provider
+
+
+def test_a_replayed_record_carries_replayed_from_and_the_headers_allow_it(exported: Path) -> None:
+    settings = config.parse(MINIMAL_YAML, environ={})
+    encoder = Encoder(MockRegistry("asyncapi-replay"), load_schemas(), "webhooks")
+    encoder.register()
+    publisher = FakePublisher()
+    pipeline = Pipeline(encoder, publisher, Metrics(), "webhooks", max_record_bytes=64 * 1024)
+    signed = Delivery(
+        SOURCE, "lettermint", Headers(signature_headers(DELIVERED, SECRET, FIXED)), DELIVERED,
+        datetime.fromtimestamp(FIXED, UTC),
+    )  # fmt: skip
+    origin = b"webhooks.dead-letter:0:7"
+    route = Route.build(settings.sources[0], Lettermint())
+    asyncio.run(pipeline.process(route, signed, headers=[(REPLAYED_FROM, origin)]))
+    [record] = publisher.records
+    written = {name: (value or b"").decode() for name, value in record.headers}
+    assert written[REPLAYED_FROM] == origin.decode()
+    headers = document(exported)["channels"]["message.delivered"]["messages"]["message.delivered"]["headers"]
+    assert REPLAYED_FROM in headers["properties"] and REPLAYED_FROM not in headers["required"]
+    assert jsonschema.Draft7Validator(headers).is_valid(written)
+    del written[REPLAYED_FROM]
+    assert jsonschema.Draft7Validator(headers).is_valid(written)  # optional: a first delivery has none

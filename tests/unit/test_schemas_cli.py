@@ -67,3 +67,44 @@ def test_an_invalid_avro_schema_is_refused(config: str, tmp_path: Path, capsys: 
 def test_register_schemas_is_still_a_command(config: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", config, "register-schemas"]) == EXIT_FAILED
     assert "registration failed: schema registry unreachable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("local", [[], ["--local"]])
+def test_show_of_an_unknown_event_type_exits_2_naming_the_known_ones(
+    config: str, local: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Exit 2 before any registry is asked: the configured one (port 1) would make it exit 1.
+    assert main(["--config", config, "schemas", "show", "message.nope", *local]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "unknown event type message.nope; known: message.created, message.sent, " in err
+    assert "not registered" not in err
+
+
+@pytest.mark.parametrize("target", ["other.message.delivered-value", "acme.message.nope-value"])
+def test_show_of_a_subject_outside_the_prefix_exits_2(
+    config: str, target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", config, "schemas", "show", target]) == EXIT_CONFIG
+    assert f"{target}: not a subject of prefix acme" in capsys.readouterr().err
+
+
+def test_show_local_of_an_event_type_the_folder_lacks_exits_2(
+    config: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "schemas"
+    folder.mkdir()
+    shutil.copy(SCHEMAS_DIR / "message.sent.avsc", folder)
+    assert main(["--config", config, "schemas", "show", "message.delivered", "--local", "--schemas", str(folder)]) == 2
+    assert f"acme.message.delivered-value: no local schema in {folder}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["list", "check", "register", "export"])
+def test_a_schemas_folder_that_does_not_exist_exits_2(
+    config: str, tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nonexistent"
+    assert main(["--config", config, "schemas", command, "--schemas", str(missing)]) == EXIT_CONFIG
+    assert f"{missing}: no such folder" in capsys.readouterr().err
+    afile = tmp_path / "bridge.yaml"
+    assert main(["--config", config, "schemas", command, "--schemas", str(afile)]) == EXIT_CONFIG
+    assert f"{afile}: not a folder" in capsys.readouterr().err

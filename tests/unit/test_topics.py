@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
+from confluent_kafka import KafkaError
+from confluent_kafka.admin import ClusterMetadata, PartitionMetadata, TopicMetadata  # type: ignore[attr-defined]
 
 from bridge import cli, config, strimzi, topics
 from bridge.errors import ConfigError
@@ -216,3 +218,72 @@ def test_render_needs_a_format_and_defaults_the_cluster(tmp_path: Any, capsys: p
     assert cli.main(["--config", str(path), "topics", "render", "--strimzi"]) == 0
     documents = list(yaml.safe_load_all(capsys.readouterr().out))
     assert {d["metadata"]["labels"]["strimzi.io/cluster"] for d in documents} == {strimzi.DEFAULT_CLUSTER}
+
+
+def test_the_derived_record_limit_is_a_floor_and_a_chosen_value_exact() -> None:
+    derived = {spec.name: spec for spec in topics.topic_specs(settings())}["webhooks.message.delivered"]
+    assert derived.floors == {"max.message.bytes"}
+    larger, smaller = str(NEEDED * 4), str(NEEDED - 1)
+    kept = topics.plan([derived], {derived.name: state(derived.name, **{"max.message.bytes": larger})})
+    assert (kept.changes, kept.unchanged) == ((), (derived.name,))  # never lowered
+    raised = topics.plan([derived], {derived.name: state(derived.name, **{"max.message.bytes": smaller})})
+    assert raised.changes == (Alter(derived.name, (("max.message.bytes", smaller, str(NEEDED)),)),)
+    assert topics.plan([derived], {}).changes == (Create(derived),)  # created with the derived value
+    chosen = settings(f"{{max_message_bytes: {NEEDED + 1}, overrides: {{unmapped: {{max_message_bytes: {NEEDED}}}}}}}")
+    by_name = {spec.name: spec for spec in topics.topic_specs(chosen)}
+    assert {spec.floors for spec in by_name.values()} == {frozenset()}
+    lowered = topics.plan(
+        [by_name["webhooks.unmapped"]],
+        {"webhooks.unmapped": state("webhooks.unmapped", **{"max.message.bytes": larger})},
+    )
+    assert lowered.changes == (Alter("webhooks.unmapped", (("max.message.bytes", larger, str(NEEDED)),)),)
+
+
+def metadata(**topics_found: tuple[KafkaError | None, list[int]]) -> ClusterMetadata:
+    """What list_topics answers: each topic's error and its partitions' replica counts."""
+    cluster = ClusterMetadata()
+    for name, (error, replica_counts) in topics_found.items():
+        found = TopicMetadata()
+        found.topic, found.error = name, error
+        for index, count in enumerate(replica_counts):
+            partition = PartitionMetadata()
+            partition.id, partition.replicas = index, list(range(1, count + 1))
+            found.partitions[index] = partition
+        cluster.topics[name] = found
+    return cluster
+
+
+def test_only_an_unknown_topic_is_absent_and_other_topic_errors_are_raised() -> None:
+    unknown = KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART)
+    cluster = metadata(a=(None, [1]), b=(unknown, []), other=(None, [1]))
+    assert topics.existing(cluster, ["a", "b", "c"]) == ["a"]
+    leaderless = metadata(a=(None, [1]), b=(KafkaError(KafkaError.LEADER_NOT_AVAILABLE), [1]))
+    with pytest.raises(topics.TopicUnreadable) as raised:
+        topics.existing(leaderless, ["a", "b"])
+    assert str(raised.value) == (
+        "the cluster cannot describe 1 topic(s): b: LEADER_NOT_AVAILABLE (Broker: Leader not available)"
+    )
+    denied = metadata(c=(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED), []))
+    with pytest.raises(topics.TopicUnreadable, match="c: TOPIC_AUTHORIZATION_FAILED"):
+        topics.existing(denied, ["c"])
+
+
+def test_the_replication_factor_is_the_fewest_replicas_of_any_partition() -> None:
+    cluster = metadata(even=(None, [3, 3]), short=(None, [3, 2, 3]), moving=(None, [4, 3]), empty=(None, []))
+    found = {name: topics.replication_factor(topic) for name, topic in cluster.topics.items()}
+    assert found == {"even": 3, "short": 2, "moving": 3, "empty": 0}
+    # A partition short of a replica is a difference the plan reports, not hidden by the others' count.
+    short = topics.plan([TopicSpec("short", -1, 3, {})], {"short": state("short", replicas=found["short"])})
+    assert "replication factor 2 -> 3" in short.manual[0].reason
+
+
+def test_render_writes_every_value_out_with_no_yaml_aliases(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bridge.yaml"
+    path.write_text(BASE, encoding="utf-8")
+    assert cli.main(["--config", str(path), "topics", "render", "--strimzi"]) == 0
+    out = capsys.readouterr().out
+    assert "&id" not in out and "*id" not in out
+    # Every topic's ACL has the same operations list: each is written out in full, not as *id001.
+    [first, *others] = [acl["operations"] for acl in list(yaml.safe_load_all(out))[-1]["spec"]["authorization"]["acls"]]
+    assert first[:3] == ["Write", "Describe", "DescribeConfigs"]
+    assert others[:-1] == [first] * (len(EVENT_TYPES))
