@@ -692,7 +692,10 @@ def topics_plan(settings: config.Settings, args: argparse.Namespace) -> int:
         admin = _admin(settings)
         result = topics.plan(topics.topic_specs(settings), topics.describe(admin, topics.all_topics(settings)))
         defaults = topics.broker_defaults(admin) if result.pending else {}
-    except (KafkaException, topics.TopicUnreadable) as error:
+    except KafkaException as error:
+        print(f"topics plan failed: {kafka_problem(settings, error)}", file=sys.stderr)
+        return EXIT_FAILED
+    except topics.TopicUnreadable as error:
         print(f"topics plan failed: {error}", file=sys.stderr)
         return EXIT_FAILED
     print("\n".join(topics.render(result, defaults)))
@@ -706,7 +709,10 @@ def topics_apply(settings: config.Settings, args: argparse.Namespace) -> int:
         result = topics.plan(topics.topic_specs(settings), topics.describe(admin, topics.all_topics(settings)))
         print("\n".join(topics.render(result, topics.broker_defaults(admin) if result.pending else {})))
         applied = topics.apply(admin, result)
-    except (KafkaException, topics.TopicUnreadable) as error:
+    except KafkaException as error:
+        print(f"topics apply failed: {kafka_problem(settings, error)}", file=sys.stderr)
+        return EXIT_FAILED
+    except topics.TopicUnreadable as error:
         print(f"topics apply failed: {error}", file=sys.stderr)
         return EXIT_FAILED
     for line in applied.done:
