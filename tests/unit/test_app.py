@@ -435,10 +435,13 @@ def test_with_a_management_port_the_probes_and_metrics_leave_the_public_app(
             assert management.get(path).status_code == 200, path
         assert post(public, DELIVERED).status_code == 200
         assert management.get(f"/webhooks/{SOURCE}").status_code == 404
+        assert management.post(f"/webhooks/{SOURCE}/token").status_code == 404  # nothing of the public app there
         assert 'bridge_requests_total{source="' in management.get("/metrics").text
+        assert "bridge_ready 1.0" in management.get("/metrics").text
         app.shutting_down = True  # as the server sets it on SIGTERM: the management /readyz says so
         assert (management.get("/readyz").status_code, management.get("/readyz").json()) == (
             503,
             {"ready": False, "shutting_down": True},
         )
+        assert "bridge_ready 0.0" in management.get("/metrics").text
     assert create_app(settings, publisher=publisher, client=registry).management is None

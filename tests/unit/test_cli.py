@@ -135,6 +135,12 @@ def test_check_config_says_where_the_probes_are(config: str, capsys: pytest.Capt
     apart.write_text(CONFIG.replace("server: {port: 1}", "server: {port: 1, management_port: 9090}"), encoding="utf-8")
     assert main(["--config", config, "check-config"]) == 0
     assert "serving on 127.0.0.1:1; /healthz, /readyz and /metrics on 127.0.0.1:9090" in capsys.readouterr().out
+    apart.write_text(
+        CONFIG.replace("server: {port: 1}", "server: {port: 1, management_port: 9090, management_host: 10.0.0.1}"),
+        encoding="utf-8",
+    )
+    assert main(["--config", config, "check-config"]) == 0
+    assert "/healthz, /readyz and /metrics on 10.0.0.1:9090" in capsys.readouterr().out
 
 
 def test_serve_on_the_management_port_exits_2(config: str, capsys: pytest.CaptureFixture[str]) -> None:
