@@ -688,40 +688,37 @@ def _schemas_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 def topics_plan(settings: config.Settings, args: argparse.Namespace) -> int:
     """What `topics apply` would do, changing nothing: 0 if nothing, EXIT_CHANGES if something."""
-    try:
-        admin = _admin(settings)
-        result = topics.plan(topics.topic_specs(settings), topics.describe(admin, topics.all_topics(settings)))
-        defaults = topics.broker_defaults(admin) if result.pending else {}
-    except KafkaException as error:
-        print(f"topics plan failed: {kafka_problem(settings, error)}", file=sys.stderr)
-        return EXIT_FAILED
-    except topics.TopicUnreadable as error:
-        print(f"topics plan failed: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    print("\n".join(topics.render(result, defaults)))
-    return EXIT_CHANGES if result.pending else 0
+    return _with_plan("topics plan", settings, lambda admin, result: EXIT_CHANGES if result.pending else 0)
 
 
 def topics_apply(settings: config.Settings, args: argparse.Namespace) -> int:
     """Create, alter and grow the topics as planned; 1 if anything failed or needs a manual step."""
+
+    def apply(admin: AdminClient, result: topics.Plan) -> int:
+        applied = topics.apply(admin, result)
+        for line in applied.done:
+            print(f"done: {line}")
+        for line in applied.failed:
+            print(f"failed: {line}", file=sys.stderr)
+        for manual in result.manual:
+            print(f"not done: {manual.topic}: {manual.reason}", file=sys.stderr)
+        return EXIT_FAILED if applied.failed or result.manual else 0
+
+    return _with_plan("topics apply", settings, apply)
+
+
+def _with_plan(command: str, settings: config.Settings, then: Callable[[AdminClient, topics.Plan], int]) -> int:
+    """The cluster's topics against the configuration, printed, then `then` (nothing more, or apply)."""
     try:
         admin = _admin(settings)
         result = topics.plan(topics.topic_specs(settings), topics.describe(admin, topics.all_topics(settings)))
         print("\n".join(topics.render(result, topics.broker_defaults(admin) if result.pending else {})))
-        applied = topics.apply(admin, result)
+        return then(admin, result)
     except KafkaException as error:
-        print(f"topics apply failed: {kafka_problem(settings, error)}", file=sys.stderr)
-        return EXIT_FAILED
+        print(f"{command} failed: {kafka_problem(settings, error)}", file=sys.stderr)
     except topics.TopicUnreadable as error:
-        print(f"topics apply failed: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    for line in applied.done:
-        print(f"done: {line}")
-    for line in applied.failed:
-        print(f"failed: {line}", file=sys.stderr)
-    for manual in result.manual:
-        print(f"not done: {manual.topic}: {manual.reason}", file=sys.stderr)
-    return EXIT_FAILED if applied.failed or result.manual else 0
+        print(f"{command} failed: {error}", file=sys.stderr)
+    return EXIT_FAILED
 
 
 def topics_render(settings: config.Settings, args: argparse.Namespace) -> int:

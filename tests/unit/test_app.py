@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -41,19 +41,6 @@ EVENT_ID = b"9b0c4a4e-4e29-4d8b-8b3a-3f0f3e6d2f9b"
 MESSAGE_ID = b"f47ac10b-58cc-4372-a567-0e02b2c3d479"
 RECEIVED_AT = b"2025-08-08T20:15:12.000+00:00"
 PATH = f"/webhooks/{SOURCE}"
-
-
-@pytest.fixture
-def publisher() -> FakePublisher:
-    return FakePublisher()
-
-
-@pytest.fixture
-def client(settings: config.Settings, publisher: FakePublisher, registry: MockRegistry) -> Iterator[TestClient]:
-    app = create_app(settings, publisher=publisher, client=registry, clock=lambda: FIXED)
-    with TestClient(app) as test_client:
-        wait_until_registered(test_client)
-        yield test_client
 
 
 def post(

@@ -8,7 +8,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,19 +108,6 @@ class Scrape:
     samples: dict[str, set[str]]  # sample name -> label names seen on it
     types: dict[str, str]  # family name -> counter, gauge, histogram, ...
     text: str
-
-
-@pytest.fixture
-def publisher() -> FakePublisher:
-    return FakePublisher()
-
-
-@pytest.fixture
-def client(settings: config.Settings, publisher: FakePublisher, registry: MockRegistry) -> Iterator[TestClient]:
-    app = create_app(settings, publisher=publisher, client=registry, clock=lambda: FIXED)
-    with TestClient(app) as test_client:
-        wait_until_registered(test_client)
-        yield test_client
 
 
 def post(client: TestClient, body: bytes, secret: str = SECRET, signed_at: float = FIXED) -> int:
