@@ -22,7 +22,6 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
-    NewTopic,
     ResourceType,
 )
 
@@ -31,7 +30,7 @@ from bridge.errors import PublishFailed, RecordTooLarge
 from bridge.logs import kafka_logger
 from bridge.records import BATCH_OVERHEAD_BYTES, Record
 from bridge.secrets import FileSecret
-from bridge.topics import ADMIN_TIMEOUT_SECONDS, TopicSpec
+from bridge.topics import ADMIN_TIMEOUT_SECONDS, TopicSpec, TopicUnreadable, describe, new_topic
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +148,16 @@ class KafkaPublisher:
         if self._topics is not None:
             # Off the start-up path: with the broker down, admin calls wait out their timeout, and the
             # server must answer probes meanwhile. /readyz stays 503 until the topics are checked.
-            self._start_topic_work(self._prepare_topics, self._topics)
+            self._start_topic_work(self._topics)
         return self
 
-    def _start_topic_work(self, work: Callable[[TopicPlan], None], plan: TopicPlan) -> None:
+    def _start_topic_work(self, plan: TopicPlan) -> None:
+        """Create (with `create`) and check the topics on a thread of their own; at start-up, and again while
+        /readyz finds them wrong: a topic still missing is created again."""
         if self._topic_worker is None or not self._topic_worker.is_alive():
-            self._topic_worker = threading.Thread(target=work, args=(plan,), name="kafka-topics", daemon=True)
+            self._topic_worker = threading.Thread(
+                target=self._prepare_topics, args=(plan,), name="kafka-topics", daemon=True
+            )
             self._topic_worker.start()
 
     async def __aexit__(
@@ -173,19 +176,16 @@ class KafkaPublisher:
                 log.warning("creating topics failed (%s); relying on existing or auto-created topics", error)
         self._check_topics(admin, plan)
 
-    def _recheck_topics(self, plan: TopicPlan) -> None:
-        self._prepare_topics(plan)  # with `create`, a topic still missing is created again
-
     def _check_topics(self, admin: AdminClient, plan: TopicPlan) -> None:
         """Every topic must take the largest record the bridge writes; if the broker does not answer, check later."""
         names = [spec.name for spec in plan.topics]
         try:
-            limits = topic_limits(admin, names)
+            limits = {name: int(state.config["max.message.bytes"]) for name, state in describe(admin, names).items()}
             small = {topic: n for topic, n in limits.items() if n < plan.max_message_bytes}
             if small and plan.create:
                 raise_limits(admin, list(small), plan.max_message_bytes)
                 small = {}
-        except KafkaException as error:
+        except (KafkaException, TopicUnreadable) as error:
             log.warning("checking the topics' max.message.bytes failed (%s); /readyz will retry", error)
             return
         missing = [name for name in names if name not in limits]
@@ -256,11 +256,11 @@ class KafkaPublisher:
             return False
         if self._problems is None:
             if self._topics is not None:
-                self._start_topic_work(self._recheck_topics, self._topics)
+                self._start_topic_work(self._topics)
             return False
         if self._problems:
             if self._topics is not None and time.monotonic() - self._topics_checked >= TOPIC_RECHECK_SECONDS:
-                self._start_topic_work(self._recheck_topics, self._topics)
+                self._start_topic_work(self._topics)
             return False
         try:
             metadata = await asyncio.to_thread(self._producer.list_topics, timeout=2)
@@ -277,10 +277,7 @@ class KafkaPublisher:
     def _create_topics(self, admin: AdminClient, plan: TopicPlan) -> None:
         """Create missing topics as their specs say; existing ones are left to `_check_topics` (and to
         `bridge topics apply` for what else differs)."""
-        new = [
-            NewTopic(spec.name, spec.partitions, spec.replication_factor, config=dict(spec.config))
-            for spec in plan.topics
-        ]
+        new = [new_topic(spec) for spec in plan.topics]
         for topic, future in admin.create_topics(new, request_timeout=ADMIN_TIMEOUT_SECONDS).items():
             try:
                 future.result()
@@ -378,21 +375,6 @@ def client_config(config: dict[str, Any]) -> dict[str, Any]:
     statistics would overwrite the producer's on /metrics."""
     own = {key: value for key, value in config.items() if key not in PRODUCER_STATISTICS}
     return kafka_config.plain(kafka_config.shared(own))
-
-
-def topic_limits(admin: AdminClient, topics: Sequence[str]) -> dict[str, int]:
-    """Each existing topic's effective max.message.bytes (its own, or the broker's default)."""
-    resources = [ConfigResource(ResourceType.TOPIC, topic) for topic in topics]
-    limits: dict[str, int] = {}
-    for resource, future in admin.describe_configs(resources, request_timeout=ADMIN_TIMEOUT_SECONDS).items():
-        try:
-            entries = future.result()
-        except KafkaException as error:
-            if error.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                continue  # missing: the caller says so
-            raise
-        limits[resource.name] = int(entries["max.message.bytes"].value)
-    return limits
 
 
 def raise_limits(admin: AdminClient, topics: Sequence[str], max_message_bytes: int) -> None:

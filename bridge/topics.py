@@ -293,7 +293,7 @@ def apply(admin: AdminClient, result: Plan) -> Applied:
     creates = [change.spec for change in result.changes if isinstance(change, Create)]
     alters = [change for change in result.changes if isinstance(change, Alter)]
     grows = [change for change in result.changes if isinstance(change, AddPartitions)]
-    new = [NewTopic(s.name, s.partitions, s.replication_factor, config=dict(s.config)) for s in creates]
+    new = [new_topic(spec) for spec in creates]
     if new:
         _record_outcomes(applied, admin.create_topics(new, request_timeout=ADMIN_TIMEOUT_SECONDS), "created")
     if alters:
@@ -306,6 +306,11 @@ def apply(admin: AdminClient, result: Plan) -> Applied:
             applied, admin.create_partitions(more, request_timeout=ADMIN_TIMEOUT_SECONDS), "partitions added"
         )
     return applied
+
+
+def new_topic(spec: TopicSpec) -> NewTopic:
+    """The CreateTopics request for `spec`: the bridge's at start-up (`topics.create`) and `topics apply`'s."""
+    return NewTopic(spec.name, spec.partitions, spec.replication_factor, config=dict(spec.config))
 
 
 def _entries(change: Alter) -> list[ConfigEntry]:
