@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import json
 import logging
 import math
@@ -26,7 +25,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from bridge import asyncapi, catalog, config, dlq, logs, reader, server, strimzi, topics
+from bridge import asyncapi, catalog, config, dlq, logs, reader, server, strimzi, topics, version
 from bridge.app import create_app, registry_client
 from bridge.avro import SCHEMAS_DIR, UNREACHABLE, Encoder, EventSchema, subject_for
 from bridge.consumers import CONSUMERS
@@ -445,7 +444,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="bridge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     _global_options(parser, defaults=True)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.set_defaults(needs_config=True, partial_config=False)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -515,13 +514,6 @@ def _parser() -> argparse.ArgumentParser:
         f"  {name:<{width}}  {text}" for name, text, _ in every
     )
     return parser
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("webhook-kafka-bridge")
-    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown"
 
 
 def _consumer_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -623,7 +615,7 @@ def schemas_export(settings: config.Settings, args: argparse.Namespace) -> int:
     described = asyncapi.Topics(
         prefix=settings.topics.prefix,
         schemas=schemas,
-        version=_version(),
+        version=version(),
         bootstrap_servers=settings.kafka.bootstrap_servers,
         secure=settings.kafka.protocol() != "PLAINTEXT",
         max_message_bytes={spec.name: int(spec.config["max.message.bytes"]) for spec in topics.topic_specs(settings)},

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import platform
 from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from bridge import version
 from bridge.errors import Reason
 from bridge.kafka_stats import KafkaStatistics
 
@@ -192,17 +192,10 @@ class Metrics:
             "Always 1: the bridge's version and Python's.",
             ["version", "python"],
             registry=self.registry,
-        ).labels(_version(), platform.python_version()).set(1)
+        ).labels(version(), platform.python_version()).set(1)
         # librdkafka's statistics: fed by the producer's stats_cb (bridge/publisher.py), read at scrape time.
         self.kafka = KafkaStatistics()
         self.registry.register(self.kafka)
 
     def verification_failed(self, source: str, reason: Reason) -> None:
         self.verification_children(source, reason).inc()
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("webhook-kafka-bridge")
-    except importlib.metadata.PackageNotFoundError:  # a checkout that was never installed
-        return "unknown"
