@@ -400,7 +400,7 @@ class DrainingServer(uvicorn.Server):
         listener = None
         if management is not None:
             try:  # bound before the app starts, so that a taken port fails start-up as the public one does
-                listener = _listen(management.host, management.port, management.shared_port)
+                listener = listen(*resolve(management.host, management.port), management.shared_port)
             except OSError as error:
                 log.error("cannot listen on %s:%d (management_port): %s", management.host, management.port, error)
                 self.should_exit = True
@@ -544,8 +544,9 @@ def resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]
     return family, address
 
 
-def _listen(host: str, port: int, shared: bool) -> socket.socket:
-    family, address = resolve(host, port)
+def listen(family: socket.AddressFamily, address: tuple[Any, ...], shared: bool) -> socket.socket:
+    """A listening socket on `address`; `shared`: SO_REUSEPORT, an accept queue of its own among several (each
+    worker of `--workers N`), the kernel spreading new connections over them by address hash."""
     sock = new_socket(family)
     try:
         if shared:
@@ -555,7 +556,6 @@ def _listen(host: str, port: int, shared: bool) -> socket.socket:
     except OSError:
         sock.close()
         raise
-    sock.setblocking(False)
     return sock
 
 

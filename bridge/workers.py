@@ -233,16 +233,13 @@ class _Supervisor:
         if self._stopping is not None:  # an earlier worker's start failed
             return
         try:
-            listener = server.new_socket(self._family)
+            # Each worker its own accept queue: the kernel spreads connections over them by address hash. With
+            # one shared socket, whichever worker woke first took a whole burst of keep-alive connections.
+            listener = server.listen(self._family, self._address, shared=True)
         except OSError as error:
             self._failed_to_start(slot, error)
             return
         try:
-            # Each worker its own accept queue: the kernel spreads connections over them by address hash. With
-            # one shared socket, whichever worker woke first took a whole burst of keep-alive connections.
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            listener.bind(self._address)
-            listener.listen(server.LISTEN_BACKLOG)
             pid = os.fork()
         except OSError as error:
             listener.close()
