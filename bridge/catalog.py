@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.common._httpx_compat import httpx  # the client's HTTP library
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.schema import SchemaParseException
 
-from bridge.avro import COMPATIBILITY, EventSchema, load_schemas, subject_for
+from bridge.avro import COMPATIBILITY, UNREACHABLE, EventSchema, load_schemas, subject_for
 from bridge.errors import ConfigError, RegistryUnavailable
 from bridge.events import EVENT_TYPES, topic_for
 from bridge.schema_diff import Change, diff
@@ -90,7 +89,7 @@ def reachable() -> Iterator[None]:
         yield
     except SchemaRegistryError as error:
         raise RegistryUnavailable(f"schema registry: {error}") from error
-    except (httpx.HTTPError, OSError) as error:  # connection refused, DNS, timeouts
+    except UNREACHABLE as error:
         raise RegistryUnavailable(f"schema registry unreachable: {error}") from error
 
 

@@ -175,11 +175,10 @@ def check_config(settings: config.Settings, args: argparse.Namespace) -> int:
 def register_schemas(settings: config.Settings, args: argparse.Namespace) -> int:
     """`schemas register`, and its alias `register-schemas`."""
     try:
-        encoder = Encoder(registry_client(settings), _local_schemas(args), settings.topics.prefix)
-        ids = encoder.register(auto_register=True)
+        with registry_client(settings) as client:
+            ids = Encoder(client, _local_schemas(args), settings.topics.prefix).register(auto_register=True)
     except (BridgeError, ConfigError, SchemaRegistryError) as error:  # the registry's 409: a schema it refuses
-        print(f"registration failed: {error}", file=sys.stderr)
-        return EXIT_CONFIG if isinstance(error, ConfigError) else EXIT_FAILED
+        return _failed("registration", error)
     for event_type, schema_id in ids.items():
         print(f"{subject_for(topic_for(settings.topics.prefix, event_type))}: id {schema_id}")
     return 0
